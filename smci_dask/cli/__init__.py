@@ -1,0 +1,1 @@
+"""The `smci` command line."""

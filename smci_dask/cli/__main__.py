@@ -1,0 +1,3 @@
+from smci_dask.cli.main import main
+
+main()

@@ -1,0 +1,328 @@
+"""Settings: packaged YAML defaults, a user YAML file, environment variables.
+
+Layers, later wins:
+
+1. ``smci_dask/defaults.yaml`` (shipped with the package);
+2. a user YAML file (``--config FILE`` on the CLI, ``SMCI_CONFIG`` in the
+   environment, or the ``path`` argument of :func:`load_config`);
+3. environment variables ``SMCI__SECTION__KEY=value`` (values parsed as YAML);
+4. explicit ``overrides`` (a nested dict, used by the CLI options).
+
+The merged mapping is validated by pydantic models with ``extra="forbid"``,
+so a misspelt key or a value outside the allowed set is reported with its
+dotted path and the allowed values. Dask itself is configured the dask way:
+cluster details for dask-jobqueue come from ``dask.config`` (``jobqueue.slurm``
+...), which reads ``~/.config/dask/*.yaml`` and ``DASK_*`` variables itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from smci_dask import conventions as cv
+from smci_dask.errors import ConfigError
+
+ENV_PREFIX = "SMCI__"
+ENV_CONFIG_FILE = "SMCI_CONFIG"
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class RegionConfig(_Strict):
+    name: Literal["tiny", "small", "medium", "china", "custom"] = "small"
+    bbox: tuple[float, float, float, float] | None = None
+
+    @model_validator(mode="after")
+    def _bbox_for_custom(self) -> RegionConfig:
+        if self.name == "custom" and self.bbox is None:
+            raise ValueError("region.name is 'custom' but region.bbox is not set: give [west, south, east, north]")
+        if self.bbox is not None:
+            w, s, e, n = self.bbox
+            if not (w < e and s < n):
+                raise ValueError(f"region.bbox {list(self.bbox)} must be [west, south, east, north] with west < east and south < north")
+            if not (-180 <= w and e <= 180 and -90 <= s and n <= 90):
+                raise ValueError(f"region.bbox {list(self.bbox)} lies outside -180..180 E, -90..90 N")
+        return self
+
+
+class StoreConfig(_Strict):
+    root: str = "./smci-data"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LocalClusterConfig(_Strict):
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str | int | float = "4GiB"
+    processes: bool = True
+    dashboard_address: str | None = ":0"
+
+
+class JobqueueConfig(_Strict):
+    jobs: int = Field(1, ge=0)
+    adaptive: bool = False
+    minimum_jobs: int = Field(1, ge=0)
+    maximum_jobs: int = Field(10, ge=1)
+
+
+class KubernetesConfig(_Strict):
+    name: str = "smci"
+    namespace: str | None = None
+    image: str = "ghcr.io/smci-dask/smci-dask:latest"
+    n_workers: int = Field(2, ge=0)
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    env_from_driver: list[str] = Field(default_factory=list)
+
+
+class ClusterConfig(_Strict):
+    kind: cv.ClusterKind = "local"
+    local: LocalClusterConfig = Field(default_factory=LocalClusterConfig)
+    address: str | None = None
+    jobqueue: JobqueueConfig = Field(default_factory=JobqueueConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    wait_for_workers_timeout: float = Field(120, gt=0)
+
+    @model_validator(mode="after")
+    def _address_given(self) -> ClusterConfig:
+        if self.kind == "address" and not self.address:
+            raise ValueError("cluster.kind is 'address' but cluster.address is not set: give e.g. tcp://host:8786")
+        return self
+
+
+class SearchConfig(_Strict):
+    max_features: list[int] = Field(default_factory=lambda: [1, 5, 10, 15, 20, 25])
+    min_samples_leaf: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25])
+    n_folds: int = Field(10, ge=2)
+    seed: int = 0
+
+    @field_validator("max_features", "min_samples_leaf")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(x < 1 for x in v):
+            raise ValueError("must be a non-empty list of integers >= 1")
+        return v
+
+
+class ModelConfig(_Strict):
+    members: list[Literal["lightgbm", "xgboost", "sklearn"]] = Field(default_factory=lambda: ["lightgbm", "xgboost"])
+    ensemble: Literal["mean", "weights"] = "mean"
+    n_estimators: int = Field(200, ge=1)
+    subsample: float = Field(0.632, gt=0, le=1)
+    max_depth: int | None = Field(None, ge=1)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @field_validator("members")
+    @classmethod
+    def _some_members(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least one of 'lightgbm', 'xgboost', 'sklearn'")
+        return v
+
+
+class MatchingConfig(_Strict):
+    layers: dict[int, Literal[1, 2, 3, 4]] = Field(default_factory=lambda: {d: (2 if d <= 30 else 3) for d in cv.DEPTHS_CM})
+
+    @field_validator("layers")
+    @classmethod
+    def _known_depths(cls, v: dict[int, int]) -> dict[int, int]:
+        bad = sorted(set(v) - set(cv.DEPTHS_CM))
+        if bad:
+            raise ValueError(f"depths {bad} are not product depths; allowed: {list(cv.DEPTHS_CM)}")
+        return v
+
+
+class YearExperimentConfig(_Strict):
+    test_years: list[int] | None = None
+
+
+class StationExperimentConfig(_Strict):
+    train_fraction: float = Field(0.6667, gt=0, lt=1)
+    seed: int = 42
+
+
+class ExperimentsConfig(_Strict):
+    year: YearExperimentConfig = Field(default_factory=YearExperimentConfig)
+    station: StationExperimentConfig = Field(default_factory=StationExperimentConfig)
+
+
+class InferenceConfig(_Strict):
+    tile_size: int = Field(512, ge=8)
+    time_block: int = Field(32, ge=1)
+    interpolation: cv.Interpolation = "nearest"
+
+
+class SyntheticConfig(_Strict):
+    seed: int = 20220101
+
+
+class Config(_Strict):
+    """The validated settings. Build it with :func:`load_config`."""
+
+    region: RegionConfig = Field(default_factory=RegionConfig)
+    years: tuple[int, int] | None = None
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    experiments: ExperimentsConfig = Field(default_factory=ExperimentsConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+    @field_validator("years")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (v[0] > v[1] or v[0] < 1950):
+            raise ValueError(f"must be [first, last] with 1950 <= first <= last, got {list(v)}")
+        return v
+
+    def to_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
+        """Plain nested dict; secrets in storage options replaced by ``'***'``."""
+        data = self.model_dump(mode="json")
+        if mask_secrets:
+            data["store"]["storage_options"] = _mask(data["store"]["storage_options"])
+        return data
+
+    def to_yaml(self) -> str:
+        """The effective settings as YAML, secrets masked."""
+        return yaml.safe_dump(self.to_dict(mask_secrets=True), sort_keys=False)
+
+
+def _mask(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: ("***" if any(w in str(k).lower() for w in _SECRET_WORDS) else _mask(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_mask(v) for v in obj]
+    return obj
+
+
+def default_mapping() -> dict[str, Any]:
+    """The packaged defaults as a nested dict."""
+    text = resources.files("smci_dask").joinpath("defaults.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p}: does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {p}{where}: not valid YAML ({problem}); fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: top level must be a mapping of sections (region:, store:, ...), got {type(data).__name__}")
+    return data
+
+
+def _env_mapping(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: conflicts with another SMCI__ variable setting {part!r} to a value")
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and v:
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _format_validation(exc: ValidationError, sources: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+            msg = f"unknown key; known keys here: {_known_keys(parent)}"
+        elif err["type"] in ("literal_error", "enum"):
+            msg = f"{msg}, got {err.get('input')!r}"
+        lines.append(f"{loc or '(top level)'}: {msg}")
+    return f"invalid configuration ({sources}): " + "; ".join(lines)
+
+
+def _known_keys(dotted: str) -> str:
+    model: type[BaseModel] = Config
+    for part in [p for p in dotted.split(".") if p]:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return "(see defaults.yaml)"
+    return ", ".join(model.model_fields)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load and validate the effective configuration.
+
+    Parameters
+    ----------
+    path
+        User YAML file; when ``None``, ``$SMCI_CONFIG`` if set.
+    overrides
+        Nested dict applied last (CLI options).
+    environ
+        Environment to read ``SMCI__*`` variables from (default ``os.environ``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file or variable, the dotted key and the allowed values.
+    """
+    env = dict(os.environ if environ is None else environ)
+    sources = ["defaults"]
+    data = default_mapping()
+    path = path or env.get(ENV_CONFIG_FILE) or None
+    if path:
+        data = _merge(data, _read_yaml(path))
+        sources.append(f"file {path}")
+    env_data = _env_mapping(env)
+    if env_data:
+        data = _merge(data, env_data)
+        sources.append("SMCI__* environment variables")
+    if overrides:
+        data = _merge(data, overrides)
+        sources.append("command-line options")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, ", ".join(sources))) from None
