@@ -149,11 +149,13 @@ def synth_cmd(
              medium 3 x 3 deg (360 x 360), 3 years, 400 stations: benchmarks.
     """
     from smci_dask.io import Store
-    from smci_dask.synthetic import make_world
 
     cfg = state.config()
     store = Store.from_url(out, cfg.store.storage_options if "://" in out and not out.startswith(("file://", "memory://")) else None)
     store.check_reachable()
+
+    from smci_dask.synthetic import make_world
+
     t0 = time.perf_counter()
     manifest = make_world(
         store,
