@@ -283,7 +283,11 @@ class GridSpec:
 
     def __repr__(self) -> str:
         w, s, e, n = self.bbox
-        return f"GridSpec({w:g}..{e:g} E, {s:g}..{n:g} N, {self.nrows} x {self.ncols} cells, coarse {self.coarse_shape})"
+        try:
+            coarse = f"coarse {self.coarse_shape}"
+        except GridError:  # a region narrower than one 0.1 degree cell: repr must not raise
+            coarse = "no coarse cell"
+        return f"GridSpec({w:g}..{e:g} E, {s:g}..{n:g} N, {self.nrows} x {self.ncols} cells, {coarse})"
 
 
 def _overlaps(grid: GridSpec, bbox: tuple[float, float, float, float]) -> bool:
