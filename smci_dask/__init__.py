@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+# The eccodes wheel (eckitlib) bundles its own PROJ under the same library name as pyproj's;
+# if eccodes loads first, the interpreter crashes at exit. Loading pyproj first avoids it.
+import pyproj  # noqa: F401
+
 try:
     __version__ = version("smci-dask")
 except PackageNotFoundError:  # running from a source tree that is not installed

@@ -69,7 +69,7 @@ ERA5_RAW_UNITS: Final[dict[str, str]] = {
 #: Long names of ERA5-Land variables (ECMWF parameter database).
 ERA5_LONG_NAMES: Final[dict[str, str]] = {
     "tp": "Total precipitation",
-    "e": "Total evaporation",
+    "e": "Evaporation",
     "pev": "Potential evaporation",
     "ssrd": "Surface short-wave (solar) radiation downwards",
     "t2m": "2 metre temperature",
@@ -100,8 +100,8 @@ ERA5_PARAM_IDS: Final[dict[str, int]] = {
     "stl2": 170,
     "stl3": 183,
     "stl4": 236,
-    "lai_hv": 66,
-    "lai_lv": 67,
+    "lai_lv": 66,
+    "lai_hv": 67,
 }
 
 #: Static 1 km layers (GeoTIFF inputs and covariates/static variables) and their units.

@@ -187,7 +187,12 @@ def _address_client(cc: ClusterConfig, wait: float) -> Client:
     address = cc.address
     if not address:
         raise _error("address", "cluster.address is not set", "give the scheduler address, e.g. tcp://10.0.0.5:8786")
+    # A Client registers itself as dask's default (global client + scheduler setting) *before* it
+    # connects, and a failed connection leaves it there: every later compute then hangs on it. So
+    # probe with a non-default client first, and only make the default one once that worked.
+    scheduler_before = dask.config.get("scheduler", None)
     try:
+        Client(address, timeout=wait, set_as_default=False).close()
         return Client(address, timeout=wait)
     except (OSError, TimeoutError) as exc:
         detail = _one_line(exc)
@@ -196,7 +201,15 @@ def _address_client(cc: ClusterConfig, wait: float) -> Client:
             problem += f" ({detail})"
     except Exception as exc:  # malformed address, protocol mismatch ...
         problem = f"cannot connect to scheduler {address} ({_one_line(exc)})"
+    _restore_scheduler(scheduler_before)
     raise _error("address", problem, "start a scheduler there (dask scheduler) or fix cluster.address")
+
+
+def _restore_scheduler(before: object) -> None:
+    if before is None:
+        dask.config.config.pop("scheduler", None)
+    else:
+        dask.config.set(scheduler=before)
 
 
 def _jobqueue_client(cc: ClusterConfig, wait: float) -> Client:

@@ -23,7 +23,7 @@ def zarr_store(store: Store, relpath: str = "", *, read_only: bool = False) -> z
     path = store.join(relpath)
     if store.is_local:
         return LocalStore(path, read_only=read_only)
-    return FsspecStore.from_url(store.child(relpath).url, storage_options=store.storage_options or None, read_only=read_only)
+    return FsspecStore.from_url(store.child(relpath).url, storage_options=store.fs_options or None, read_only=read_only)
 
 
 def zarr_exists(store: Store, relpath: str) -> bool:

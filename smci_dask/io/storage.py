@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -60,6 +61,8 @@ def describe_error(exc: BaseException) -> str:
         return "the bucket does not exist; create it or fix the URL"
     if isinstance(exc, PermissionError) or "AccessDenied" in text:
         return "permission denied; check the credentials and the bucket policy"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or folder ({exc})"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -106,12 +109,26 @@ class Store:
         return store
 
     @property
-    def fs(self) -> fsspec.AbstractFileSystem:
-        """The fsspec filesystem (cached by fsspec per protocol and options)."""
+    def fs_options(self) -> dict[str, Any]:
+        """The options every filesystem for this store is built with (also given to zarr).
+
+        Remote filesystems (s3fs, gcsfs, adlfs) cache directory listings per
+        instance, and zarr and other processes write through other instances,
+        so a cached listing goes stale: ``exists``/``ls``/``glob`` would miss a
+        file written elsewhere. Listing caches are off unless the storage
+        options turn them on (``use_listings_cache: true``).
+        """
         opts = dict(self.storage_options)
         if self.protocol == "file":
             opts.setdefault("auto_mkdir", True)
-        return fsspec.filesystem(self.protocol, **opts)
+        elif self.protocol != "memory":
+            opts.setdefault("use_listings_cache", False)
+        return opts
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem (cached by fsspec per protocol and options)."""
+        return fsspec.filesystem(self.protocol, **self.fs_options)
 
     @property
     def url(self) -> str:
@@ -151,7 +168,9 @@ class Store:
             bucket = self.path.split("/", 1)[0]
             self.fs.ls(bucket)
         except FileNotFoundError:
-            raise StoreError(f"store {self.url}: the bucket {self.path.split('/', 1)[0]!r} does not exist; create it or fix store.root") from None
+            raise StoreError(
+                f"store {self.url}: the bucket {self.path.split('/', 1)[0]!r} does not exist; create it or fix store.root"
+            ) from None
         except Exception as exc:  # noqa: BLE001
             raise StoreError(f"store {self.url}: {describe_error(exc)}") from None
 
@@ -217,10 +236,15 @@ class Store:
         """
         if self.is_local:
             target = Path(self.join(relpath))
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+            except OSError as exc:
+                with suppress(OSError):
+                    tmp.unlink()
+                raise StoreError(f"store {self.url}: cannot write {relpath!r}: {describe_error(exc)}") from None
             return
         self.makedirs(posixpath.dirname(relpath))
         self._call("pipe_file", self.join(relpath), data)
@@ -236,22 +260,29 @@ class Store:
         """Copy a file of the store to a local path (for libraries that need a real file)."""
         out = Path(local_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if self.is_local:
-            out.write_bytes(Path(self.join(relpath)).read_bytes())
-        else:
-            self._call("get_file", self.join(relpath), str(out))
+        try:
+            if self.is_local:
+                shutil.copyfile(self.join(relpath), out)
+            else:
+                self.fs.get_file(self.join(relpath), str(out))
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"store {self.url}: cannot copy {relpath!r} to {str(out)!r}: {describe_error(exc)}") from None
         return out
 
     def rm(self, *parts: str, recursive: bool = True) -> None:
-        p = self.join(*parts)
-        if self.exists(*parts):
-            self._call("rm", p, recursive=recursive)
+        """Remove a file or (recursively) a folder; nothing happens if it does not exist."""
+        if not self.exists(*parts):
+            return
+        try:
+            self.fs.rm(self.join(*parts), recursive=recursive)
+        except FileNotFoundError:
+            pass  # removed by someone else in between
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"store {self.url}: cannot remove {self.join(*parts)!r}: {describe_error(exc)}") from None
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self.fs, method)(*args, **kwargs)
-        except FileNotFoundError:
-            raise
         except Exception as exc:  # noqa: BLE001
             target = args[0] if args else self.path
             raise StoreError(f"store {self.url}: {method} {target!r} failed: {describe_error(exc)}") from None

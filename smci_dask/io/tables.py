@@ -56,4 +56,26 @@ def read_parquet(
         table = pq.read_table(store.join(relpath), columns=list(columns) if columns else None, filters=filters, filesystem=store.fs)
     except Exception as exc:  # noqa: BLE001
         raise StoreError(f"store {store.url}: cannot read Parquet {relpath!r}: {describe_error(exc)}") from None
-    return table.to_pandas()
+    return _restore_pandas_layout(table.to_pandas(), table.schema.pandas_metadata, columns)
+
+
+def _restore_pandas_layout(df: pd.DataFrame, meta: dict[str, Any] | None, columns: Sequence[str] | None) -> pd.DataFrame:
+    """Give partition columns back their written dtype and place.
+
+    A partitioned dataset keeps partition values only in folder names
+    (``depth=10``); pyarrow reads them back as a categorical at the end of
+    the frame. The pandas metadata saved with every file knows the written
+    dtype and column order, so restore both (or the order of ``columns``).
+    """
+    if not meta:
+        return df
+    written = [c for c in meta.get("columns", []) if c.get("name") in df.columns]
+    for col in written:
+        name = col["name"]
+        if col.get("pandas_type") != "categorical" and isinstance(df[name].dtype, pd.CategoricalDtype):
+            try:
+                df[name] = df[name].astype(col["numpy_type"])
+            except (TypeError, ValueError):
+                pass  # leave the categorical as it is rather than guess
+    order = [c for c in columns if c in df.columns] if columns else [c["name"] for c in written]
+    return df[order + [c for c in df.columns if c not in order]]

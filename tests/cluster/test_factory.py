@@ -178,6 +178,17 @@ def test_malformed_address_is_a_cluster_error() -> None:
         make_client(cluster_config(kind="address", address="nonsense://x"), timeout=1)
 
 
+def test_failed_connection_leaves_dask_scheduler_setting_alone() -> None:
+    import dask
+    import dask.array as da
+
+    before = dask.config.get("scheduler", None)
+    with pytest.raises(ClusterError):
+        make_client(cluster_config(kind="address", address="nonsense://x"), timeout=1)
+    assert dask.config.get("scheduler", None) == before
+    assert float(da.ones(4, chunks=2).sum().compute()) == 4.0  # no "no Client active" afterwards
+
+
 def test_address_timeout_defaults_to_wait_for_workers_timeout() -> None:
     cfg = cluster_config(kind="address", address="tcp://127.0.0.1:9", wait_for_workers_timeout=0.5)
     with pytest.raises(ClusterError, match="within 0.5 s"):

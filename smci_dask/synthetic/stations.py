@@ -1,0 +1,918 @@
+"""Synthetic in-situ stations: placement, hourly series with sensor errors and faults, station files.
+
+* :func:`place_stations` puts ``n`` stations on land, denser in the east than
+  in the west (longitude drawn, stratified, from a density growing as
+  ``exp(2 x)`` from the west edge ``x = 0`` to the east edge ``x = 1``: 7.4
+  times denser at the east edge, 73 % of the stations in the eastern half),
+  about 17 % of them sharing a 1 km cell with another station.
+  About 60 % are CMA-like (``FDR-CMA``, all ten product depths), the others
+  ISMN-like (``ThetaProbe-ML2X``, four to six depths).
+* :func:`make_station_series` turns the daily truth at the stations into
+  hourly sensor readings: linear interpolation between daily centres (noon
+  UTC), a small diurnal wiggle, a per-sensor bias U(-0.05, 0.05) m3/m3 and
+  noise N(0, 0.01) m3/m3, squeezed smoothly into (0, saturation). It then
+  injects the faults the Dorigo et al. (2013) checks are built to catch and
+  records every corrupted (or removed) hourly record in a fault table:
+
+  =====================  ==================================================
+  fault                  what happens to the readings
+  =====================  ==================================================
+  ``negative``           1-6 h of values U(-0.05, -0.01) m3/m3
+  ``above_0.6``          1-6 h of values U(0.61, 0.85) m3/m3
+  ``spike``              one hour moved by +-U(0.08, 0.25) m3/m3
+  ``break``              level shift of +-U(0.08, 0.15) m3/m3 for 3-20 days
+  ``saturation_plateau`` 12-48 h at the station's saturation, starting at
+                         a rainy hour where there is one
+  ``low_plateau``        sudden drop to a constant U(0.01, 0.05) m3/m3
+                         (at least 0.08 below the reading), 12-72 h
+  ``frozen``             every hour with soil temperature < 0 C at the
+                         sensor's depth: liquid water only, 30-60 % of the
+                         reading (the colder, the lower)
+  ``gap``                2 h to 30 days of records removed (log-uniform
+                         length), per sensor or for the whole station
+  =====================  ==================================================
+
+  Every record carries at most one fault. Faults other than frozen readings
+  keep clean records around them (a day around gaps and plateaus, two days
+  around breaks, a few hours around spikes and out-of-range values), so each
+  can be seen on its own. The clean readings never leave [0, saturation].
+* :func:`write_ismn`, :func:`write_station_csv`, :func:`write_station_table`,
+  :func:`write_faults` write the ISMN header+values files, a long CSV table,
+  the station metadata and the fault table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import xarray as xr
+from scipy import ndimage
+
+from smci_dask import conventions as cv
+from smci_dask.errors import GridError, InputError
+from smci_dask.grid.spec import GridSpec
+from smci_dask.io import Store, write_parquet
+from smci_dask.synthetic.fields import component_rng, soft_clip
+
+FloatArray = npt.NDArray[np.float64]
+
+NETWORK = "SYNTH"
+SENSOR_CMA = "FDR-CMA"
+SENSOR_ML2X = "ThetaProbe-ML2X"
+#: Sensors of the other ISMN variables (soil temperature, air temperature, precipitation).
+SENSOR_TS = "PT-100"
+SENSOR_TA = "HMP155"
+SENSOR_P = "Pluviometer"
+#: ISMN depths (m) of air temperature (2 m above ground) and precipitation.
+DEPTH_TA_M = -2.0
+DEPTH_P_M = 0.0
+
+#: Fault types, in the order they are coded in :func:`make_station_series` (code = index + 1).
+FAULT_TYPES: tuple[str, ...] = ("gap", "frozen", "break", "saturation_plateau", "low_plateau", "spike", "negative", "above_0.6")
+_CODE = {name: i + 1 for i, name in enumerate(FAULT_TYPES)}
+
+#: Depth layouts (cm) of the ISMN-like stations.
+_ML2X_LAYOUTS: tuple[tuple[int, ...], ...] = ((10, 20, 40, 60, 100), (10, 20, 50, 100), (10, 30, 60, 90), (10, 20, 30, 50, 70, 100))
+_EAST_EXPONENT = 2.0
+_SHARED_SHARE = 0.085  # pairs per station: ~17 % of stations share a cell
+
+#: Expected fault events per sensor and year (8766 h).
+FAULT_RATES: dict[str, float] = {
+    "gap_station": 1.2,
+    "gap": 0.5,
+    "break": 0.8,
+    "saturation_plateau": 1.0,
+    "low_plateau": 1.0,
+    "spike": 10.0,
+    "negative": 2.0,
+    "above_0.6": 2.0,
+}
+_HOURS_PER_YEAR = 8766.0
+
+#: ESA CCI land-cover codes and names for the IGBP classes (static_variables.csv, as ISMN gives them).
+_CCI_LANDCOVER: dict[int, tuple[int, str]] = {
+    5: (90, "Tree cover, mixed leaf type (broadleaved and needleleaf)"),
+    8: (100, "Mosaic tree and shrub (>50%) / herbaceous cover (<50%)"),
+    10: (130, "Grassland"),
+    12: (10, "Cropland, rainfed"),
+    13: (190, "Urban areas"),
+    17: (210, "Water bodies"),
+}
+_KOPPEN_DESCRIPTIONS: dict[str, str] = {
+    "BSk": "Arid - Steppe - Cold",
+    "Dwa": "Cold - Dry winter - Hot summer",
+    "Dwb": "Cold - Dry winter - Warm summer",
+}
+
+
+# ------------------------------------------------------------------ placement
+def place_stations(grid: GridSpec, statics: xr.Dataset, n: int, seed: int) -> pd.DataFrame:
+    """Place ``n`` stations on land fine cells, denser in the east (see the module docstring).
+
+    Parameters
+    ----------
+    grid : GridSpec
+        Fine grid of the region.
+    statics : xarray.Dataset
+        From :func:`~smci_dask.synthetic.statics.make_statics`.
+    n : int
+        Number of stations.
+    seed : int
+        World seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per station, sorted by ``station``: ``station`` (``SYN0001``
+        ...), ``network`` (``SYNTH``), ``lat``, ``lon`` (degrees, 5 decimals,
+        inside the cell, never on its centre), ``elevation`` (m),
+        ``depths`` (list of product depths in cm), ``sensor``,
+        ``saturation`` (m3/m3, the cell's porosity to 2 decimals), ``row``,
+        ``col`` (fine cell), ``landcover`` (IGBP), ``climate_zone`` (Koppen
+        code, e.g. ``Dwa``), ``sand``, ``silt``, ``clay`` (%), ``porosity``
+        (m3/m3).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1 station, got {n}")
+    rng = component_rng(seed, "stations", "place")
+    land = np.asarray(statics["landcover"].values) != cv.WATER_CLASS
+    if land.sum() < n:
+        raise ValueError(f"the region has {int(land.sum())} land cells, fewer than the {n} stations asked for")
+    n_pairs = int(round(_SHARED_SHARE * n)) if n >= 4 else 0
+    n_sites = n - n_pairs
+    k = _EAST_EXPONENT
+    cells: list[tuple[int, int]] = []
+    used: set[tuple[int, int]] = set()
+    # stratified in longitude (one station per quantile of the exp(k x) density), uniform in latitude;
+    # a draw on water or on a taken cell is drawn again within the same stratum
+    for stratum in rng.permutation(n_sites):
+        for _ in range(500):
+            u = (stratum + rng.random()) / n_sites
+            xf = np.log1p(u * np.expm1(k)) / k  # inverse CDF of the density ~ exp(k x) on [0, 1)
+            r = min(int(rng.random() * grid.nrows), grid.nrows - 1)
+            c = min(int(xf * grid.ncols), grid.ncols - 1)
+            if land[r, c] and (r, c) not in used:
+                break
+        else:
+            free = np.argwhere(land)
+            free = [tuple(int(v) for v in rc) for rc in free if tuple(int(v) for v in rc) not in used]
+            if not free:
+                raise ValueError(f"could not place {n} stations on the land of region {grid.bbox}")
+            r, c = free[int(rng.integers(len(free)))]
+        used.add((r, c))
+        cells.append((r, c))
+    hosts = rng.choice(n_sites, size=n_pairs, replace=False) if n_pairs else np.array([], dtype=int)
+    all_cells = cells + [cells[int(h)] for h in hosts]
+    order = rng.permutation(n)
+    rows = np.array([all_cells[i][0] for i in order], dtype=np.int64)
+    cols = np.array([all_cells[i][1] for i in order], dtype=np.int64)
+    # offsets from the cell centre: 0.05-0.45 cell in each direction, never on the centre
+    off = rng.uniform(0.05, 0.45, size=(n, 2)) * rng.choice([-1.0, 1.0], size=(n, 2))
+    clat, clon = grid.latlon(rows, cols)
+    lat = np.round(clat + off[:, 0] / cv.FINE_PER_DEGREE, 5)
+    lon = np.round(clon + off[:, 1] / cv.FINE_PER_DEGREE, 5)
+    r2, c2 = grid.rowcol(lat, lon)
+    if not ((r2 == rows).all() and (c2 == cols).all()):  # cannot happen: offsets stay 0.05 cell from the edges
+        raise GridError("station placement: a rounded position left its cell")
+
+    cma = rng.random(n) < 0.6
+    layouts = rng.integers(len(_ML2X_LAYOUTS), size=n)
+    depths = [list(cv.DEPTHS_CM) if cma[i] else list(_ML2X_LAYOUTS[layouts[i]]) for i in range(n)]
+
+    def at(name: str) -> npt.NDArray[np.float64]:
+        return np.asarray(statics[name].values, dtype=np.float64)[rows, cols]
+
+    elevation = np.round(at("elevation") + rng.normal(0.0, 3.0, size=n), 2)
+    climate = np.asarray(statics["climate_zone"].values)[rows, cols]
+    return pd.DataFrame(
+        {
+            "station": [f"SYN{i + 1:04d}" for i in range(n)],
+            "network": NETWORK,
+            "lat": lat,
+            "lon": lon,
+            "elevation": elevation,
+            "depths": depths,
+            "sensor": np.where(cma, SENSOR_CMA, SENSOR_ML2X),
+            "saturation": np.round(at("porosity"), 2),
+            "row": rows,
+            "col": cols,
+            "landcover": np.asarray(statics["landcover"].values)[rows, cols].astype(np.int64),
+            "climate_zone": [cv.KOPPEN_CLASSES.get(int(z), "") for z in climate],
+            "sand": np.round(at("sand"), 2),
+            "silt": np.round(at("silt"), 2),
+            "clay": np.round(at("clay"), 2),
+            "porosity": np.round(at("porosity"), 4),
+        }
+    )
+
+
+# ------------------------------------------------------------------ hourly series
+def _sensor_table(stations: pd.DataFrame) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(station index, depth cm) of every sensor, ordered by station then depth."""
+    idx: list[int] = []
+    dep: list[int] = []
+    for i, ds in enumerate(stations["depths"]):
+        for d in sorted(int(x) for x in ds):
+            if d not in cv.DEPTHS_CM:
+                raise InputError(f"station {stations['station'].iloc[i]}: depth {d} cm is not a product depth {cv.DEPTHS_CM}")
+            idx.append(i)
+            dep.append(d)
+    return np.array(idx, dtype=np.int64), np.array(dep, dtype=np.int64)
+
+
+def soil_temperature_at_depth(t_top: FloatArray, depth_cm: float) -> FloatArray:
+    """Hourly soil temperature (deg C) at ``depth_cm`` from the temperature at 10 cm.
+
+    The diurnal part (deviation from a 5-day running mean) is damped with an
+    e-folding depth of 12 cm, the slower part (deviation of the running mean
+    from the series mean) with 250 cm; at 10 cm the input is returned.
+
+    Parameters
+    ----------
+    t_top : ndarray, shape (hours, ...)
+        Soil temperature at 10 cm, deg C.
+    depth_cm : float
+        Sensor depth, cm.
+
+    Returns
+    -------
+    ndarray, shape of ``t_top``, deg C
+    """
+    dz = max(float(depth_cm) - 10.0, 0.0)
+    if dz == 0.0:
+        return np.asarray(t_top, dtype=np.float64)
+    t = np.asarray(t_top, dtype=np.float64)
+    slow = ndimage.uniform_filter1d(t, size=121, axis=0, mode="nearest")
+    mean = t.mean(axis=0, keepdims=True)
+    return mean + (slow - mean) * np.exp(-dz / 250.0) + (t - slow) * np.exp(-dz / 12.0)
+
+
+class _Faults:
+    """Placement of fault events on (sensor, hour) arrays with clean margins."""
+
+    def __init__(self, n_sensors: int, n_hours: int, rng: np.random.Generator) -> None:
+        self.code = np.zeros((n_sensors, n_hours), dtype=np.int8)
+        self.reserved = np.zeros((n_sensors, n_hours), dtype=bool)
+        self.rng = rng
+        self.n_hours = n_hours
+
+    def free(self, s: int, a: int, b: int, margin: int) -> bool:
+        lo, hi = a - margin, b + margin
+        if lo < 0 or hi > self.n_hours:
+            return False
+        return not self.reserved[s, lo:hi].any()
+
+    def place_gap(self, sensors: npt.NDArray[np.int64], length: int, margin: int = 24, tries: int = 30) -> None:
+        length = min(length, self.n_hours)
+        for _ in range(tries):
+            a = int(self.rng.integers(0, self.n_hours - length + 1))
+            if not self.reserved[sensors, max(a - margin, 0) : a + length + margin].any():
+                self.mark(sensors, a, a + length, "gap", margin)
+                return
+
+    def mark(self, s: int | npt.NDArray[np.int64], a: int, b: int, fault: str, margin: int) -> None:
+        self.code[s, a:b] = _CODE[fault]
+        self.reserved[s, max(a - margin, 0) : min(b + margin, self.n_hours)] = True
+
+    def count(self, rate_per_year: float) -> int:
+        """Number of events of a fault with ``rate_per_year`` events per sensor-year (Poisson)."""
+        return int(self.rng.poisson(rate_per_year * self.n_hours / _HOURS_PER_YEAR))
+
+
+def _gap_length(rng: np.random.Generator) -> int:
+    return int(np.exp(rng.uniform(np.log(2.0), np.log(720.0))))
+
+
+def make_station_series(
+    stations: pd.DataFrame,
+    truth_at_stations: npt.ArrayLike,
+    days: pd.DatetimeIndex,
+    soil_temp_hourly: npt.ArrayLike,
+    air_temp_hourly: npt.ArrayLike,
+    precip_hourly: npt.ArrayLike,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hourly sensor readings at the stations with errors and recorded faults.
+
+    Parameters
+    ----------
+    stations : pandas.DataFrame
+        From :func:`place_stations` (``station``, ``lon``, ``depths``, ``saturation``).
+    truth_at_stations : array_like, shape (days, 10, stations)
+        Daily true soil moisture at the stations' cells for the product
+        depths ``conventions.DEPTHS_CM``, m3/m3.
+    days : pandas.DatetimeIndex
+        The days of ``truth_at_stations`` (consecutive, UTC midnight).
+    soil_temp_hourly : array_like, shape (hours, stations) or (hours, 10, stations)
+        Soil temperature, deg C: at 10 cm (damped to deeper sensors with
+        :func:`soil_temperature_at_depth`) or per product depth.
+        ``hours = 24 * len(days)``, starting at ``days[0]`` 00:00 UTC.
+    air_temp_hourly : array_like, shape (hours, stations)
+        Air temperature at 2 m, deg C.
+    precip_hourly : array_like, shape (hours, stations)
+        Precipitation in the hour, mm.
+    seed : int
+        World seed.
+
+    Returns
+    -------
+    observations : pandas.DataFrame
+        Long form, sorted by station, depth, time; gaps dropped: ``station``
+        (categorical), ``time`` (hourly, UTC, tz-naive), ``depth_cm``,
+        ``sm`` (m3/m3, 4 decimals), ``soil_temperature`` (deg C, 2 decimals),
+        ``air_temperature`` (deg C, 2 decimals), ``precipitation`` (mm, 2
+        decimals).
+    faults : pandas.DataFrame
+        One row per corrupted or removed record, same order: ``station``,
+        ``depth_cm``, ``time``, ``fault`` (one of :data:`FAULT_TYPES`),
+        ``sm_clean`` (the reading without the fault, m3/m3) and ``sm`` (the
+        corrupted reading; NaN for gaps).
+    """
+    days = pd.DatetimeIndex(days)
+    n = len(stations)
+    truth = np.asarray(truth_at_stations, dtype=np.float64)
+    n_days = len(days)
+    if truth.shape != (n_days, len(cv.DEPTHS_CM), n):
+        raise InputError(f"truth_at_stations has shape {truth.shape}; expected (days, depths, stations) = {(n_days, len(cv.DEPTHS_CM), n)}")
+    if n_days > 1 and (np.diff(days.values) != np.timedelta64(1, "D")).any():
+        raise InputError("days must be consecutive calendar days (one per row of truth_at_stations)")
+    n_hours = 24 * n_days
+    hours = pd.date_range(days[0].normalize(), periods=n_hours, freq="h")
+    ts_in = np.asarray(soil_temp_hourly, dtype=np.float64)
+    ta = np.asarray(air_temp_hourly, dtype=np.float64)
+    pr = np.asarray(precip_hourly, dtype=np.float64)
+    for name, arr in (("air_temp_hourly", ta), ("precip_hourly", pr)):
+        if arr.shape != (n_hours, n):
+            raise InputError(f"{name} has shape {arr.shape}; expected (hours, stations) = {(n_hours, n)}")
+    if ts_in.shape not in ((n_hours, n), (n_hours, len(cv.DEPTHS_CM), n)):
+        raise InputError(f"soil_temp_hourly has shape {ts_in.shape}; expected {(n_hours, n)} or {(n_hours, len(cv.DEPTHS_CM), n)}")
+
+    st_idx, depth = _sensor_table(stations)
+    n_sensors = st_idx.size
+    d_idx = np.searchsorted(np.asarray(cv.DEPTHS_CM), depth)
+    sat = stations["saturation"].to_numpy(dtype=np.float64)[st_idx][:, None]
+    lon = stations["lon"].to_numpy(dtype=np.float64)[st_idx][:, None]
+
+    # clean hourly readings, shape (sensors, hours): linear between daily centres (noon UTC)
+    daily = truth[:, d_idx, st_idx].T  # (sensors, days)
+    interp = np.empty((n_sensors, n_hours), dtype=np.float64)
+    interp[:, :12] = daily[:, :1]
+    interp[:, n_hours - 12 :] = daily[:, -1:]
+    wk = np.arange(24) / 24.0
+    interp[:, 12 : n_hours - 12] = (daily[:, :-1, None] * (1.0 - wk) + daily[:, 1:, None] * wk).reshape(n_sensors, -1)
+    # diurnal wiggle, largest at 05 local solar time, damped with depth
+    local_hour = (np.arange(24)[None, :] + lon / 15.0) % 24.0
+    wiggle = 0.002 * np.exp(-(depth[:, None] - 10.0) / 20.0) * np.cos(2.0 * np.pi * (local_hour - 5.0) / 24.0)
+    by_day = interp.reshape(n_sensors, n_days, 24)  # a view: interp is contiguous
+    by_day += wiggle[:, None, :]
+    rng = component_rng(seed, "stations", "series")
+    bias = rng.uniform(-0.05, 0.05, size=(n_sensors, 1))
+    noise = rng.normal(0.0, 0.01, size=(n_sensors, n_hours))
+    interp += bias
+    interp += noise
+    del noise
+    clean = np.round(soft_clip(interp, 0.0, sat, 0.03), 4)
+    del interp
+
+    # soil temperature at each sensor's depth, (sensors, hours)
+    soil_t = np.empty((n_sensors, n_hours), dtype=np.float32)
+    for d in np.unique(depth):
+        sel = np.flatnonzero(depth == d)
+        if ts_in.ndim == 3:
+            soil_t[sel] = ts_in[:, cv.DEPTHS_CM.index(int(d)), st_idx[sel]].T
+        else:
+            soil_t[sel] = soil_temperature_at_depth(ts_in[:, st_idx[sel]], d).T
+    np.round(soil_t, 2, out=soil_t)
+
+    obs = clean.copy()
+    f = _Faults(n_sensors, n_hours, component_rng(seed, "stations", "faults"))
+    frng = f.rng
+    # gaps: whole-station outages, then single-sensor ones; a day apart at least, so each stays <= 30 days
+    for i in range(n):
+        sensors = np.flatnonzero(st_idx == i)
+        for _ in range(f.count(FAULT_RATES["gap_station"])):
+            f.place_gap(sensors, _gap_length(frng))
+    for s in range(n_sensors):
+        for _ in range(f.count(FAULT_RATES["gap"])):
+            f.place_gap(np.array([s]), _gap_length(frng))
+    # frozen soil: every remaining hour below 0 C
+    frozen = np.nonzero((soil_t < 0.0) & (f.code == 0))
+    factor = 0.6 - 0.3 * np.clip(-soil_t[frozen] / 2.0, 0.0, 1.0)  # liquid share 30-60 %, lower when colder
+    obs[frozen] = np.round(clean[frozen] * factor, 4)
+    f.code[frozen] = _CODE["frozen"]
+    f.reserved[frozen] = True
+    for s in range(n_sensors):
+        _inject_events(f, s, obs, clean, float(sat[s, 0]), pr[:, st_idx[s]])
+    obs = np.round(obs, 4)
+
+    # long tables
+    station_dtype = pd.CategoricalDtype(pd.Index(stations["station"].astype(str)))
+    keep = f.code != _CODE["gap"]
+    sensor_of_row, t_idx = np.nonzero(keep)
+    observations = pd.DataFrame(
+        {
+            "station": pd.Categorical.from_codes(st_idx[sensor_of_row], dtype=station_dtype),
+            "time": hours.values[t_idx],
+            "depth_cm": depth[sensor_of_row].astype(np.int16),
+            "sm": obs[keep],
+            "soil_temperature": soil_t[keep],
+            "air_temperature": np.round(ta[t_idx, st_idx[sensor_of_row]], 2).astype(np.float32),
+            "precipitation": np.round(pr[t_idx, st_idx[sensor_of_row]], 2).astype(np.float32),
+        }
+    )
+    fs, fh = np.nonzero(f.code)
+    codes = f.code[fs, fh]
+    faults = pd.DataFrame(
+        {
+            "station": pd.Categorical.from_codes(st_idx[fs], dtype=station_dtype),
+            "depth_cm": depth[fs].astype(np.int16),
+            "time": hours.values[fh],
+            "fault": pd.Categorical.from_codes(codes.astype(np.int64) - 1, categories=list(FAULT_TYPES)),
+            "sm_clean": clean[fs, fh],
+            "sm": np.where(codes == _CODE["gap"], np.nan, obs[fs, fh]),
+        }
+    )
+    return observations, faults
+
+
+def _inject_events(f: _Faults, s: int, obs: FloatArray, clean: FloatArray, sat: float, rain: FloatArray) -> None:
+    """Place the non-gap, non-frozen faults of sensor ``s`` in ``obs`` (in place)."""
+    rng = f.rng
+    n_hours = f.n_hours
+    tries = 30
+
+    def start(length: int, margin: int) -> int | None:
+        for _ in range(tries):
+            a = int(rng.integers(margin, max(margin + 1, n_hours - length - margin)))
+            if f.free(s, a, a + length, margin):
+                return a
+        return None
+
+    for _ in range(f.count(FAULT_RATES["break"])):
+        length = int(rng.integers(72, 481))
+        a = start(length, 48)
+        if a is None:
+            continue
+        seg = clean[s, a : a + length]
+        shift = round(rng.uniform(0.08, 0.15), 4)
+        for sign in rng.permutation([-1.0, 1.0]):
+            moved = seg + sign * shift
+            if moved.min() >= 0.005 and moved.max() <= sat - 0.005:
+                obs[s, a : a + length] = moved
+                f.mark(s, a, a + length, "break", 48)
+                break
+    rainy = np.flatnonzero(rain > 0.5)
+    for _ in range(f.count(FAULT_RATES["saturation_plateau"])):
+        length = int(rng.integers(12, 49))
+        a = None
+        for _ in range(tries):
+            cand = int(rng.choice(rainy)) if rainy.size and rng.random() < 0.8 else int(rng.integers(0, n_hours))
+            if f.free(s, cand, cand + length, 24):
+                a = cand
+                break
+        if a is None:
+            continue
+        obs[s, a : a + length] = sat
+        f.mark(s, a, a + length, "saturation_plateau", 24)
+    for _ in range(f.count(FAULT_RATES["low_plateau"])):
+        length = int(rng.integers(12, 73))
+        for _ in range(tries):
+            a = start(length, 24)
+            if a is not None and clean[s, a] >= 0.09:
+                level = round(rng.uniform(0.01, min(0.05, clean[s, a] - 0.08)), 4)
+                obs[s, a : a + length] = level
+                f.mark(s, a, a + length, "low_plateau", 24)
+                break
+    for _ in range(f.count(FAULT_RATES["spike"])):
+        a = start(1, 3)
+        if a is None:
+            continue
+        size = round(rng.uniform(0.08, 0.25), 4)
+        for sign in rng.permutation([-1.0, 1.0]):
+            value = clean[s, a] + sign * size
+            if 0.005 <= value <= min(sat, 0.6):
+                obs[s, a] = value
+                f.mark(s, a, a + 1, "spike", 3)
+                break
+    for fault, lo, hi in (("negative", -0.05, -0.01), ("above_0.6", 0.61, 0.85)):
+        for _ in range(f.count(FAULT_RATES[fault])):
+            length = int(rng.integers(1, 7))
+            a = start(length, 2)
+            if a is None:
+                continue
+            obs[s, a : a + length] = np.round(rng.uniform(lo, hi, size=length), 4)
+            f.mark(s, a, a + length, fault, 2)
+
+
+# ------------------------------------------------------------------ fast fixed-width text
+def format_fixed(values: npt.ArrayLike, width: int, decimals: int) -> npt.NDArray[np.uint8]:
+    """Right-aligned fixed-point text of ``values``, as ``'%{width}.{decimals}f'`` gives it, vectorised.
+
+    Parameters
+    ----------
+    values : array_like of float, shape (n,)
+        Finite values.
+    width : int
+        Field width in characters.
+    decimals : int
+        Digits after the decimal point.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, width)
+        ASCII bytes, one row per value (-0.0 is written as ``0.0000``).
+
+    Raises
+    ------
+    ValueError
+        If a value does not fit in ``width`` characters or is not finite.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(v).all():
+        raise ValueError("format_fixed: values must be finite (drop NaN rows first)")
+    scaled = np.round(v * 10.0**decimals).astype(np.int64)
+    if scaled.size > 4096:
+        lo, hi = int(scaled.min()), int(scaled.max())
+        if hi - lo < scaled.size // 2:  # few distinct values: format each once, then gather
+            table = _fixed_text(np.arange(lo, hi + 1, dtype=np.int64), width, decimals)
+            return table[scaled - lo]
+    return _fixed_text(scaled, width, decimals)
+
+
+def _fixed_text(scaled: npt.NDArray[np.int64], width: int, decimals: int) -> npt.NDArray[np.uint8]:
+    """Text of the integers ``scaled`` read as fixed-point numbers with ``decimals`` decimals."""
+    neg = scaled < 0
+    mag = np.abs(scaled)
+    ip = mag // 10**decimals
+    out = np.full((scaled.size, width), ord(" "), dtype=np.uint8)
+    for k in range(decimals):
+        out[:, width - 1 - k] = 48 + (mag // 10**k) % 10
+    out[:, width - 1 - decimals] = ord(".")
+    n_digits = np.ones(scaled.size, dtype=np.int64)
+    for j in range(1, 19):
+        n_digits += ip >= 10**j
+    room = width - 1 - decimals
+    if scaled.size and (n_digits + neg).max() > room:
+        raise ValueError(f"format_fixed: a value does not fit in {width} characters with {decimals} decimals")
+    for j in range(int(n_digits.max()) if scaled.size else 0):
+        sel = n_digits > j
+        out[sel, room - 1 - j] = 48 + (ip[sel] // 10**j) % 10
+    rows = np.flatnonzero(neg)
+    out[rows, room - 1 - n_digits[rows]] = ord("-")
+    return out
+
+
+def _stamp_table(start: np.datetime64, n_hours: int) -> npt.NDArray[np.uint8]:
+    """``YYYY/MM/DD HH:MM`` bytes of ``n_hours`` consecutive hours from ``start``, shape (n_hours, 16)."""
+    text = pd.date_range(pd.Timestamp(start), periods=n_hours, freq="h").strftime("%Y/%m/%d %H:%M")
+    return np.frombuffer("".join(text).encode("ascii"), dtype=np.uint8).reshape(n_hours, 16)
+
+
+_ISMN_TAIL = np.frombuffer(b" U M\r\n", dtype=np.uint8)
+
+
+def _ismn_lines(stamps: npt.NDArray[np.uint8], hour_idx: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> bytes:
+    """ISMN value lines ``YYYY/MM/DD HH:MM %8.4f U M`` with CR LF endings."""
+    lines = np.empty((hour_idx.size, 31), dtype=np.uint8)
+    lines[:, :16] = stamps[hour_idx]
+    lines[:, 16] = ord(" ")
+    lines[:, 17:25] = format_fixed(values, 8, 4)
+    lines[:, 25:31] = _ISMN_TAIL
+    return lines.tobytes()
+
+
+def ismn_header(
+    network: str, station: str, lat: float, lon: float, elevation: float, depth_from_m: float, depth_to_m: float, sensor: str
+) -> str:
+    """The first line of an ISMN header+values file (the fixed-width layout of the ISMN portal's files).
+
+    Parameters
+    ----------
+    network, station, sensor : str
+    lat, lon : float
+        Degrees.
+    elevation : float
+        m above sea level.
+    depth_from_m, depth_to_m : float
+        Sensor depth, m below the surface (negative above it).
+
+    Returns
+    -------
+    str
+        Without the line ending.
+    """
+    position = f"{lat:11.5f}{lon:12.5f}{elevation:8.2f}{depth_from_m:8.2f}{depth_to_m:8.2f}"
+    return f"{network:<10s} {network:<15s} {station:<15s}{position} {sensor}"
+
+
+def ismn_file_name(
+    network: str, station: str, variable: str, depth_from_m: float, depth_to_m: float, sensor: str, first: pd.Timestamp, last: pd.Timestamp
+) -> str:
+    """ISMN file name, e.g. ``SYNTH_SYNTH_SYN0001_sm_0.100000_0.100000_FDR-CMA_20190101_20191231.stm``."""
+    return f"{network}_{network}_{station}_{variable}_{depth_from_m:.6f}_{depth_to_m:.6f}_{sensor}_{first:%Y%m%d}_{last:%Y%m%d}.stm"
+
+
+def _static_variables_csv(row: pd.Series) -> str:
+    """``<network>_<network>_<station>_static_variables.csv`` content (';'-separated, CR LF)."""
+    head = (
+        "quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;quantity_source_description;"
+        "quantity_source_provider;quantity_source_version;quantity_source_resolution;quantity_source_timerange;quantity_source_url;"
+    )
+    src = "SYNTH-SOIL;smci_dask synthetic soil layers;smci_dask;v1;30\";;;"
+    lines = [head]
+    for top, bottom in ((0.0, 0.3), (0.3, 1.0)):
+        lines.append(f"saturation;m^3*m^-3;{top:.2f};{bottom:.2f};{row['saturation']:.2f};;{src}")
+        lines.append(f"clay fraction;% weight;{top:.2f};{bottom:.2f};{row['clay']:.2f};;{src}")
+        lines.append(f"sand fraction;% weight;{top:.2f};{bottom:.2f};{row['sand']:.2f};;{src}")
+        lines.append(f"silt fraction;% weight;{top:.2f};{bottom:.2f};{row['silt']:.2f};;{src}")
+    code, name = _CCI_LANDCOVER.get(int(row["landcover"]), (0, "No data"))
+    for year, period in ((2000, "1998-2002"), (2005, "2003-2007"), (2010, "2008-2012")):
+        lines.append(
+            f"land cover classification;;;;{code};{name};CCI_landcover_{year};ESA CCI Land Cover;ESA;{year}-v1.6.1;300m;{period};"
+            "http://www.esa-landcover-cci.org/;"
+        )
+    kg = str(row["climate_zone"])
+    lines.append(
+        f"climate classification;;;;{kg};{_KOPPEN_DESCRIPTIONS.get(kg, kg)};koeppen_geiger_2007;Koeppen-Geiger Climate Classification;;"
+        "Peel2007;0.1\u00b0;;http://www.hydrol-earth-syst-sci.net/11/1633/2007/;"
+    )
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _station_index(obs: pd.DataFrame, stations: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """Row of ``stations`` for every observation (fast through categorical codes)."""
+    names = pd.Index(stations["station"].astype(str))
+    col = obs["station"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        lookup = names.get_indexer(col.cat.categories.astype(str))
+        codes = col.cat.codes.to_numpy()
+        st = np.where(codes >= 0, lookup[codes], -1)
+    else:
+        st = names.get_indexer(col.astype(str))
+    if (st < 0).any():
+        bad = col.astype(str)[st < 0].iloc[0]
+        raise InputError(f"observations name station {bad!r}, which is not in the station table; pass the table from place_stations")
+    return st.astype(np.int64)
+
+
+def _sorted_blocks(obs: pd.DataFrame, stations: pd.DataFrame) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], pd.DataFrame]:
+    """(station index per row, sensor block starts, obs sorted by station, depth, time)."""
+    st = _station_index(obs, stations)
+    key = st.astype(np.int64) * 1000 + obs["depth_cm"].to_numpy(dtype=np.int64)
+    t = obs["time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    same = key[1:] == key[:-1]
+    if (np.diff(key) < 0).any() or (same & (np.diff(t) <= 0)).any():
+        order = np.lexsort((t, key))
+        obs = obs.iloc[order].reset_index(drop=True)
+        st, key = st[order], key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return st, starts, obs
+
+
+def write_ismn(obs: pd.DataFrame, stations: pd.DataFrame, store: Store, relpath_dir: str) -> list[str]:
+    """Write the observations as ISMN header+values files (the current ISMN portal layout).
+
+    Layout below ``relpath_dir``: ``<network>/<station>/`` holding, per sensor
+    depth, ``<net>_<net>_<station>_sm_<from>_<to>_<sensor>_<first>_<last>.stm``
+    (soil moisture, m3/m3) and ``..._ts_...`` (soil temperature, deg C) with
+    depths in m (a 10 cm sensor: ``0.100000_0.100000``) and the first and last
+    day of the data (YYYYMMDD); per station ``..._ta_-2.000000_-2.000000_...``
+    (air temperature, deg C), ``..._p_0.000000_0.000000_...`` (precipitation,
+    mm) and ``<net>_<net>_<station>_static_variables.csv``.
+
+    A data file is the header line (network, network, station, lat, lon,
+    elevation, depth from, depth to, sensor; fixed width) ending in LF, then
+    the value lines ``YYYY/MM/DD HH:MM`` + value (``%8.4f``) + ISMN flag ``U``
+    + provider flag ``M``, each ending in CR LF, the first preceded by a CR:
+    the byte layout of the real files. Gaps are absent lines.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        From :func:`make_station_series` (NaN ``sm`` rows are skipped).
+    stations : pandas.DataFrame
+        From :func:`place_stations`.
+    store : Store
+    relpath_dir : str
+        Root folder of the ISMN tree below the store.
+
+    Returns
+    -------
+    list of str
+        Paths of the written files, relative to the store.
+    """
+    if obs["sm"].isna().any():
+        obs = obs[obs["sm"].notna()]
+    st, starts, obs = _sorted_blocks(obs, stations)
+    written: list[str] = []
+    if obs.empty:
+        return written
+    t_h = obs["time"].to_numpy().astype("datetime64[h]")
+    t0 = t_h.min()
+    hour_idx = (t_h - t0).astype(np.int64)
+    stamps = _stamp_table(t0, int(hour_idx.max()) + 1)
+    hour_times = pd.date_range(pd.Timestamp(t0), periods=stamps.shape[0], freq="h")
+    sm = obs["sm"].to_numpy(dtype=np.float64)
+    ts = obs["soil_temperature"].to_numpy(dtype=np.float64)
+    ta = obs["air_temperature"].to_numpy(dtype=np.float64)
+    pr = obs["precipitation"].to_numpy(dtype=np.float64)
+    depth = obs["depth_cm"].to_numpy(dtype=np.int64)
+    ends = np.r_[starts[1:], len(obs)]
+    root = relpath_dir.rstrip("/")
+    meta = stations.reset_index(drop=True)
+
+    def put(folder: str, name: str, data: bytes) -> None:
+        rel = f"{folder}/{name}"
+        store.write_bytes(rel, data)
+        written.append(rel)
+
+    for i in np.unique(st):
+        row = meta.iloc[int(i)]
+        net, name = str(row["network"]), str(row["station"])
+        folder = f"{root}/{net}/{name}" if root else f"{net}/{name}"
+        blocks = [(a, b) for a, b in zip(starts, ends, strict=True) if st[a] == i]
+        for a, b in blocks:
+            d_m = depth[a] / 100.0
+            hi = hour_idx[a:b]
+            first, last = hour_times[hi[0]], hour_times[hi[-1]]
+            for var, sensor, values in (("sm", str(row["sensor"]), sm), ("ts", SENSOR_TS, ts)):
+                ok = np.isfinite(values[a:b])
+                header = ismn_header(net, name, row["lat"], row["lon"], row["elevation"], d_m, d_m, sensor)
+                body = _ismn_lines(stamps, hi[ok], values[a:b][ok])
+                put(folder, ismn_file_name(net, name, var, d_m, d_m, sensor, first, last), header.encode("ascii") + b"\n\r" + body)
+        # air temperature and precipitation: one value per hour of the station
+        sel = np.concatenate([np.arange(a, b) for a, b in blocks])
+        hours_u, first_row = np.unique(hour_idx[sel], return_index=True)
+        rows_u = sel[first_row]
+        first, last = hour_times[hours_u[0]], hour_times[hours_u[-1]]
+        for var, sensor, values, d_m in (("ta", SENSOR_TA, ta, DEPTH_TA_M), ("p", SENSOR_P, pr, DEPTH_P_M)):
+            ok = np.isfinite(values[rows_u])
+            header = ismn_header(net, name, row["lat"], row["lon"], row["elevation"], d_m, d_m, sensor)
+            body = _ismn_lines(stamps, hours_u[ok], values[rows_u][ok])
+            put(folder, ismn_file_name(net, name, var, d_m, d_m, sensor, first, last), header.encode("ascii") + b"\n\r" + body)
+        put(folder, f"{net}_{net}_{name}_static_variables.csv", _static_variables_csv(row).encode("utf-8"))
+    return written
+
+
+def _hour_strings(times: npt.NDArray[np.datetime64]) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+    """(ISO 8601 UTC strings of the hours spanned, index of each time into them)."""
+    t_h = times.astype("datetime64[h]")
+    t0 = t_h.min()
+    idx = (t_h - t0).astype(np.int64)
+    text = pd.date_range(pd.Timestamp(t0), periods=int(idx.max()) + 1, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pa.array(list(text), type=pa.string()), idx
+
+
+def _decimal_text(values: npt.NDArray[np.float64], decimals: int) -> pa.Array:
+    """``values`` as ``'%.{decimals}f'`` text, dictionary-encoded (each distinct value formatted once); NaN stays null."""
+    ok = np.isfinite(values)
+    scaled = np.round(np.where(ok, values, 0.0) * 10.0**decimals).astype(np.int64)
+    lo, hi = (int(scaled.min()), int(scaled.max())) if scaled.size else (0, 0)
+    if hi - lo > max(4 * scaled.size, 1_000_000):  # too many distinct values for a lookup: plain numbers
+        return pa.array(np.round(values, decimals), from_pandas=True)
+    text = [f"{k / 10**decimals:.{decimals}f}" for k in range(lo, hi + 1)]
+    indices = pa.array((scaled - lo).astype(np.int32), mask=~ok)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(text, pa.string()))
+
+
+def _put_via_temp(store: Store, relpath: str, write: object) -> None:
+    with tempfile.TemporaryDirectory(prefix="smci-stations-") as tmp:
+        local = os.path.join(tmp, os.path.basename(relpath) or "file")
+        write(local)  # type: ignore[operator]
+        store.put_file(local, relpath)
+
+
+def write_station_csv(obs: pd.DataFrame, stations: pd.DataFrame, store: Store, relpath: str) -> str:
+    """Write the observations as one long CSV table (the layout of CMA-like networks).
+
+    Columns: ``station``, ``lat``, ``lon`` (degrees), ``depth_from_cm``,
+    ``depth_to_cm`` (the product layer of the sensor, ``conventions.DEPTH_BOUNDS_CM``:
+    a 10 cm sensor reports layer 0-10 cm), ``time`` (ISO 8601 UTC, e.g.
+    ``2019-01-01T00:00:00Z``), ``sm`` (m3/m3), ``soil_temperature`` (deg C),
+    ``precipitation`` (mm). Rows without soil moisture are skipped. A
+    ``relpath`` ending in ``.gz`` is gzip-compressed.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        From :func:`make_station_series`.
+    stations : pandas.DataFrame
+        From :func:`place_stations`.
+    store : Store
+    relpath : str
+        File path below the store, e.g. ``"raw/stations/cma.csv"``.
+
+    Returns
+    -------
+    str
+        ``relpath``.
+    """
+    if obs["sm"].isna().any():
+        obs = obs[obs["sm"].notna()]
+    names = pd.Index(stations["station"].astype(str))
+    st = _station_index(obs, stations)
+    depth = obs["depth_cm"].to_numpy(dtype=np.int16)
+    text, idx = _hour_strings(obs["time"].to_numpy()) if len(obs) else (pa.array([], pa.string()), np.zeros(0, np.int64))
+    st32 = st.astype(np.int32)
+
+    def per_station(values: list[str]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(st32), pa.array(values, pa.string()))
+
+    table = pa.table(
+        {
+            "station": per_station(list(names)),
+            "lat": per_station([f"{x:.5f}" for x in stations["lat"]]),
+            "lon": per_station([f"{x:.5f}" for x in stations["lon"]]),
+            "depth_from_cm": pa.array(depth - 10),
+            "depth_to_cm": pa.array(depth),
+            "time": pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int32)), text),
+            "sm": _decimal_text(obs["sm"].to_numpy(dtype=np.float64), 4),
+            "soil_temperature": _decimal_text(obs["soil_temperature"].to_numpy(dtype=np.float64), 2),
+            "precipitation": _decimal_text(obs["precipitation"].to_numpy(dtype=np.float64), 2),
+        }
+    )
+    options = pacsv.WriteOptions(quoting_style="none", quoting_header="none", batch_size=65536)
+
+    def write(local: str) -> None:
+        if relpath.endswith(".gz"):
+            with pa.CompressedOutputStream(local, "gzip") as sink:
+                pacsv.write_csv(table, sink, write_options=options)
+        else:
+            pacsv.write_csv(table, local, write_options=options)
+
+    _put_via_temp(store, relpath, write)
+    return relpath
+
+
+def write_station_table(stations: pd.DataFrame, store: Store, relpath: str) -> str:
+    """Write the station metadata as CSV (``depths`` as ``10;20;40``, cm).
+
+    Parameters
+    ----------
+    stations : pandas.DataFrame
+        From :func:`place_stations`: station, network, lat, lon (degrees),
+        elevation (m), depths (cm), sensor, saturation (m3/m3), row, col,
+        landcover, climate_zone, sand, silt, clay (%), porosity (m3/m3).
+    store : Store
+    relpath : str
+        File path below the store, e.g. ``"raw/stations/stations.csv"``.
+
+    Returns
+    -------
+    str
+        ``relpath``.
+    """
+    table = stations.copy()
+    table["depths"] = [";".join(str(int(d)) for d in ds) for ds in table["depths"]]
+    store.write_text(relpath, table.to_csv(index=False, lineterminator="\n"))
+    return relpath
+
+
+def write_faults(faults: pd.DataFrame, store: Store, relpath: str) -> str:
+    """Write the fault table: Parquet if ``relpath`` ends in ``.parquet``, CSV otherwise.
+
+    Parameters
+    ----------
+    faults : pandas.DataFrame
+        From :func:`make_station_series`: station, depth_cm, time (UTC),
+        fault, sm_clean, sm (m3/m3).
+    store : Store
+    relpath : str
+
+    Returns
+    -------
+    str
+        ``relpath``.
+    """
+    if relpath.endswith(".parquet"):
+        table = faults.copy()
+        table["station"] = table["station"].astype(str)
+        table["fault"] = table["fault"].astype(str)
+        write_parquet(table, store, relpath)
+        return relpath
+    text, idx = _hour_strings(faults["time"].to_numpy()) if len(faults) else (pa.array([], pa.string()), np.zeros(0, np.int64))
+    table = pa.table(
+        {
+            "station": _categorical_text(faults["station"]),
+            "depth_cm": pa.array(faults["depth_cm"].to_numpy(dtype=np.int16)),
+            "time": pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int32)), text),
+            "fault": _categorical_text(faults["fault"]),
+            "sm_clean": _decimal_text(faults["sm_clean"].to_numpy(dtype=np.float64), 4),
+            "sm": _decimal_text(faults["sm"].to_numpy(dtype=np.float64), 4),
+        }
+    )
+    options = pacsv.WriteOptions(quoting_style="none", quoting_header="none", batch_size=65536)
+    _put_via_temp(store, relpath, lambda local: pacsv.write_csv(table, local, write_options=options))
+    return relpath
+
+
+def _categorical_text(values: pd.Series) -> pa.DictionaryArray:
+    """Strings of a (categorical or plain) column, dictionary-encoded."""
+    cat = pd.Categorical(values.astype(str)) if not isinstance(values.dtype, pd.CategoricalDtype) else values.array
+    return pa.DictionaryArray.from_arrays(pa.array(cat.codes.astype(np.int32)), pa.array([str(c) for c in cat.categories], pa.string()))
