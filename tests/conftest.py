@@ -3,6 +3,8 @@
 - ``s3_server`` (session): moto's S3 server on 127.0.0.1 with fake
   credentials in the environment; ``s3_server.endpoint_url``.
 - ``s3_store`` (function): a fresh bucket; ``(url, storage_options)``.
+- ``tiny_world`` (session): the synthetic ``tiny`` world written once to a
+  local folder, ``(store, manifest)``; every test that needs inputs reuses it.
 - ``any_store`` (function, parametrised): a :class:`smci_dask.io.Store` on
   ``local``, ``memory`` and ``s3``, so one test runs the same code on all.
 
@@ -70,8 +72,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 API server on loopback for the whole session (a real HTTP server, no mocking)."""
-    pytest.importorskip("moto.server", reason="moto[server] is needed for S3 tests")
-    from moto.server import ThreadedMotoServer
+    from moto.server import ThreadedMotoServer  # a test dependency: missing it must fail, not skip
 
     with pytest.MonkeyPatch.context() as mp:
         for name in _AWS_ENV_TO_DROP:
@@ -146,3 +147,17 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
     else:
         url, opts = request.getfixturevalue("s3_store")
         yield Store.from_url(url, opts)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Any]]:
+    """The synthetic ``tiny`` world (2 years, 20 stations), written once per test session."""
+    from smci_dask.synthetic import make_world
+
+    store = Store.from_url(str(tmp_path_factory.mktemp("tiny-world")))
+    manifest = make_world(store, region="tiny", seed=TEST_SEED)
+    return store, manifest
+
+
+#: The seed of the session's synthetic world.
+TEST_SEED = 20220101

@@ -43,6 +43,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import os
 import tempfile
 
@@ -841,7 +843,8 @@ def write_station_csv(obs: pd.DataFrame, stations: pd.DataFrame, store: Store, r
 
     def write(local: str) -> None:
         if relpath.endswith(".gz"):
-            with pa.CompressedOutputStream(local, "gzip") as sink:
+            # level 1: 5x faster than the default at ~10 % more bytes (small world: 1.5 GB of text)
+            with gzip.GzipFile(local, "wb", compresslevel=1, mtime=0) as sink:  # mtime=0: same seed, same bytes
                 pacsv.write_csv(table, sink, write_options=options)
         else:
             pacsv.write_csv(table, local, write_options=options)
