@@ -87,3 +87,12 @@ def test_secrets_never_printed():
     assert "http://x" in text  # non-secret options stay visible
     # the real values are still there for the code that needs them
     assert cfg.store.storage_options["secret"] == "s3cr3t-value"
+
+
+def test_unknown_region_names_the_known_ones():
+    from smci_dask.grid import get_region
+
+    with pytest.raises(ConfigError, match="unknown region 'atlantis'; known regions: tiny, small, medium, china"):
+        get_region("atlantis")
+    with pytest.raises(ConfigError, match="region.name: Input should be 'tiny', 'small', 'medium', 'china' or 'custom'"):
+        load_config(environ={}, overrides={"region": {"name": "atlantis"}})

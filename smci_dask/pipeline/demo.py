@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from smci_dask import __version__
 from smci_dask.config import Config
-from smci_dask.io import store_from_config
+from smci_dask.io import Store, store_from_config
 
 Echo = Callable[[str], None]
 
@@ -39,17 +40,32 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
         echo(format_cluster_info(cluster_info(client)))
 
         t0 = time.perf_counter()
-        echo(f"[synth] writing the synthetic world '{region}' ({preset.description}) to {root.url_of(INPUTS)}")
-        manifest = make_world(
-            root.child(INPUTS),
-            region=region,
-            years=years,
-            seed=cfg.synthetic.seed if seed is None else seed,
-            progress=lambda m: echo(f"[synth]   {m}"),
-        )
+        seed = cfg.synthetic.seed if seed is None else seed
+        inputs = root.child(INPUTS)
+        manifest = _existing_world(inputs, region=region, years=years, seed=seed)
+        if manifest is not None:
+            echo(f"[synth] the synthetic world '{region}' in {inputs.url} is up to date (same region, years, seed): kept")
+        else:
+            echo(f"[synth] writing the synthetic world '{region}' ({preset.description}) to {inputs.url}")
+            manifest = make_world(inputs, region=region, years=years, seed=seed, progress=lambda m: echo(f"[synth]   {m}"))
         timings["synth"] = time.perf_counter() - t0
 
     return _summary(root.url, manifest, timings)
+
+
+def _existing_world(inputs: Store, *, region: str, years: tuple[int, int], seed: int) -> dict[str, Any] | None:
+    """The manifest of a complete world already in ``inputs`` with the same settings, else None.
+
+    ``world.json`` is written last, so its presence means the world is whole.
+    """
+    from smci_dask.synthetic import load_manifest
+    from smci_dask.synthetic.world import MANIFEST
+
+    if not inputs.exists(MANIFEST):
+        return None
+    m = load_manifest(inputs)
+    same = m.get("region") == region and m.get("years") == list(years) and m.get("seed") == seed and m.get("code_version") == __version__
+    return m if same else None
 
 
 def _summary(root_url: str, manifest: dict[str, Any], timings: dict[str, float]) -> str:

@@ -1,0 +1,37 @@
+"""`smci demo` end to end on the tiny region (grows as stages land)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from smci_dask.cli.main import cli
+
+
+@pytest.mark.slow
+def test_demo_tiny_builds_world_and_reports(tmp_path):
+    store = tmp_path / "demo"
+    env = {"SMCI__CLUSTER__LOCAL__PROCESSES": "false", "SMCI__CLUSTER__LOCAL__N_WORKERS": "1"}
+    res = CliRunner().invoke(cli, ["demo", "--region", "tiny", "--store", str(store)], env=env)
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((store / "inputs" / "world.json").read_text())
+    assert manifest["region"] == "tiny"
+    assert "smci demo summary" in res.output and "workers" in res.output
+    assert f"stations                 {manifest['counts']['stations']}" in res.output
+
+    # a second run keeps the complete world instead of rebuilding it
+    mtime = (store / "inputs" / "world.json").stat().st_mtime_ns
+    res2 = CliRunner().invoke(cli, ["demo", "--region", "tiny", "--store", str(store)], env=env)
+    assert res2.exit_code == 0, res2.output
+    assert "is up to date" in res2.output
+    assert (store / "inputs" / "world.json").stat().st_mtime_ns == mtime
+
+
+def test_demo_unreachable_store_is_one_line(s3_server):
+    # a bucket that does not exist on the S3 server
+    env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": s3_server.endpoint_url}
+    res = CliRunner().invoke(cli, ["demo", "--region", "tiny", "--store", "s3://no-such-bucket-smci/x"], env=env)
+    assert res.exit_code == 3, res.output
+    assert "bucket" in res.output and "does not exist" in res.output
