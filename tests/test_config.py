@@ -80,7 +80,10 @@ def test_missing_file_and_non_mapping(tmp_path):
 
 def test_secrets_never_printed():
     env = {"SMCI__STORE__STORAGE_OPTIONS__KEY": "AKIAEXAMPLE", "SMCI__STORE__STORAGE_OPTIONS__SECRET": "s3cr3t-value"}
-    cfg = load_config(environ=env, overrides={"store": {"storage_options": {"client_kwargs": {"aws_session_token": "tok-123"}, "endpoint_url": "http://x"}}})
+    cfg = load_config(
+        environ=env,
+        overrides={"store": {"storage_options": {"client_kwargs": {"aws_session_token": "tok-123"}, "endpoint_url": "http://x"}}},
+    )
     text = cfg.to_yaml()
     for secret in ("AKIAEXAMPLE", "s3cr3t-value", "tok-123"):
         assert secret not in text

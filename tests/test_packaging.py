@@ -46,7 +46,9 @@ def _conda() -> dict[str, str]:
 
 def test_same_packages_and_bounds():
     py, conda = _pyproject(), _conda()
-    assert sorted(py) == sorted(conda), f"only in pyproject: {sorted(set(py) - set(conda))}; only in environment.yml: {sorted(set(conda) - set(py))}"
+    assert sorted(py) == sorted(conda), (
+        f"only in pyproject: {sorted(set(py) - set(conda))}; only in environment.yml: {sorted(set(conda) - set(py))}"
+    )
     differ = {k: (py[k], conda[k]) for k in py if py[k] != conda[k]}
     assert not differ, f"version bounds differ (pyproject, environment.yml): {differ}"
 

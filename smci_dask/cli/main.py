@@ -10,7 +10,6 @@ import json
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import click
@@ -51,8 +50,7 @@ class SmciGroup(click.Group):
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="SMCI_CONFIG",
-    help="YAML file overriding the packaged defaults (env: SMCI_CONFIG). "
-    "SMCI__SECTION__KEY environment variables override both.",
+    help="YAML file overriding the packaged defaults (env: SMCI_CONFIG). SMCI__SECTION__KEY environment variables override both.",
 )
 @click.option("--debug", is_flag=True, help="Print the full traceback on errors.")
 @click.version_option(__version__, prog_name="smci")
@@ -119,15 +117,30 @@ def _region_years(region: str, years: tuple[int, int] | None) -> tuple[int, int]
 
 @cli.command("synth")
 @click.option("--out", "out", required=True, help="URL of the folder to write the world into (path, s3://bucket/prefix, memory://...).")
-@click.option("--region", type=click.Choice(REGION_NAMES), default="tiny", show_default=True, help="Synthetic region (see `smci synth --help`).")
-@click.option("--years", nargs=2, type=int, default=None, help="First and last year, inclusive [default: the region's: tiny 2019-2020, small/medium 2018-2020].")
+@click.option(
+    "--region", type=click.Choice(REGION_NAMES), default="tiny", show_default=True, help="Synthetic region (see `smci synth --help`)."
+)
+@click.option(
+    "--years",
+    nargs=2,
+    type=int,
+    default=None,
+    help="First and last year, inclusive [default: the region's: tiny 2019-2020, small/medium 2018-2020].",
+)
 @click.option("--seed", type=int, default=None, help="Random seed [default: synthetic.seed from the config].")
 @click.option("--stations", "n_stations", type=int, default=None, help="Number of stations [default: tiny 20, small 100, medium 400].")
 @click.option("--grib/--no-grib", default=False, show_default=True, help="Also write the ERA5-Land files as GRIB.")
 @click.option("--sinusoidal/--no-sinusoidal", default=False, show_default=True, help="Also write LAI in the MODIS sinusoidal projection.")
 @click.pass_obj
 def synth_cmd(
-    state: _State, out: str, region: str, years: tuple[int, int] | None, seed: int | None, n_stations: int | None, grib: bool, sinusoidal: bool
+    state: _State,
+    out: str,
+    region: str,
+    years: tuple[int, int] | None,
+    seed: int | None,
+    n_stations: int | None,
+    grib: bool,
+    sinusoidal: bool,
 ) -> None:
     """Write the synthetic world in the real sources' formats.
 
@@ -182,7 +195,9 @@ def _format_counts(manifest: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- demo
 @cli.command("demo")
-@click.option("--region", type=click.Choice(["tiny", "small"]), default="small", show_default=True, help="Synthetic region to build and process.")
+@click.option(
+    "--region", type=click.Choice(["tiny", "small"]), default="small", show_default=True, help="Synthetic region to build and process."
+)
 @click.option("--store", "store_url", default="./smci-demo", show_default=True, help="Root URL of every store (config store.root).")
 @click.option("--seed", type=int, default=None, help="Random seed [default: synthetic.seed].")
 @click.pass_obj

@@ -31,7 +31,9 @@ class RegionPreset:
 
 REGIONS: dict[str, RegionPreset] = {
     "tiny": RegionPreset("tiny", (115.0, 37.0, 115.5, 37.5), (2019, 2020), 20, "0.5 x 0.5 degree, 2 years, 20 stations: unit tests"),
-    "small": RegionPreset("small", (114.5, 36.5, 115.5, 37.5), (2018, 2020), 100, "1 x 1 degree, 3 years, ~100 stations: demo, integration tests"),
+    "small": RegionPreset(
+        "small", (114.5, 36.5, 115.5, 37.5), (2018, 2020), 100, "1 x 1 degree, 3 years, ~100 stations: demo, integration tests"
+    ),
     "medium": RegionPreset("medium", (113.0, 35.0, 116.0, 38.0), (2018, 2020), 400, "3 x 3 degree, 3 years, 400 stations: benchmarks"),
     "china": RegionPreset("china", cv.CHINA_BBOX, (2010, 2020), 1789, "SMCI1.0 domain, 73-136 E, 18-54 N, 2010-2020"),
 }
@@ -42,7 +44,9 @@ def get_region(name: str) -> RegionPreset:
     try:
         return REGIONS[name]
     except KeyError:
-        raise ConfigError(f"unknown region {name!r}; known regions: {', '.join(REGIONS)} (or region.name: custom with region.bbox)") from None
+        raise ConfigError(
+            f"unknown region {name!r}; known regions: {', '.join(REGIONS)} (or region.name: custom with region.bbox)"
+        ) from None
 
 
 def grid_for(region_name: str, bbox: tuple[float, float, float, float] | None = None) -> GridSpec:

@@ -55,10 +55,7 @@ def _to_units(value: float, what: str, *, exact: bool = True) -> int:
     r = round(x)
     if abs(x - r) > _EPS * FINE:
         if exact:
-            raise GridError(
-                f"{what} {value!r} is not on the 30 arc-second grid (multiples of 1/120 degree); "
-                f"use e.g. {r / FINE:.6f}"
-            )
+            raise GridError(f"{what} {value!r} is not on the 30 arc-second grid (multiples of 1/120 degree); use e.g. {r / FINE:.6f}")
         return math.floor(x)
     return int(r)
 
@@ -166,7 +163,10 @@ class GridSpec:
         if bad.any():
             if outside == "raise":
                 i = int(np.flatnonzero(bad.ravel())[0])
-                la, lo = np.ravel(np.broadcast_to(np.asarray(lat, dtype=float), bad.shape))[i], np.ravel(np.broadcast_to(np.asarray(lon, dtype=float), bad.shape))[i]
+                la, lo = (
+                    np.ravel(np.broadcast_to(np.asarray(lat, dtype=float), bad.shape))[i],
+                    np.ravel(np.broadcast_to(np.asarray(lon, dtype=float), bad.shape))[i],
+                )
                 raise GridError(
                     f"point (lat {la}, lon {lo}) lies outside the grid {self.bbox} "
                     f"(region holds west <= lon < east, south < lat <= north); "
@@ -269,12 +269,16 @@ class GridSpec:
     def subgrid(self, bbox: tuple[float, float, float, float]) -> tuple[GridSpec, Tile]:
         """The sub-region ``bbox`` (snapped outward to whole cells) and its place in this grid."""
         w, s, e, n = bbox
-        sub = GridSpec(
-            max(self.west, _to_units(w, "west edge", exact=False)),
-            max(self.south, _to_units(s, "south edge", exact=False)),
-            min(self.east, -_to_units(-e, "east edge", exact=False)),
-            min(self.north, -_to_units(-n, "north edge", exact=False)),
-        ) if _overlaps(self, bbox) else None
+        sub = (
+            GridSpec(
+                max(self.west, _to_units(w, "west edge", exact=False)),
+                max(self.south, _to_units(s, "south edge", exact=False)),
+                min(self.east, -_to_units(-e, "east edge", exact=False)),
+                min(self.north, -_to_units(-n, "north edge", exact=False)),
+            )
+            if _overlaps(self, bbox)
+            else None
+        )
         if sub is None:
             raise GridError(f"bbox {tuple(bbox)} does not overlap the grid {self.bbox}")
         rows = slice(self.north - sub.north, self.north - sub.south)

@@ -249,9 +249,7 @@ def _landcover(grid: GridSpec, elevation: FloatArray, water: npt.NDArray[np.bool
     return lc
 
 
-def _soils(
-    grid: GridSpec, mountain: FloatArray, seed: int
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+def _soils(grid: GridSpec, mountain: FloatArray, seed: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """(sand %, silt %, clay %, porosity m3/m3, rock fragments %) on every fine cell."""
     rng = component_rng(seed, "statics", "soil")
     lat, lon = grid.lat, grid.lon
@@ -339,9 +337,7 @@ def make_statics(grid: GridSpec, seed: int) -> xr.Dataset:
             "crs": "EPSG:4326",
         },
     )
-    ds["landcover"].attrs.update(
-        flag_values=list(IGBP_NAMES), flag_meanings=" ".join(n.replace(" ", "_") for n in IGBP_NAMES.values())
-    )
+    ds["landcover"].attrs.update(flag_values=list(IGBP_NAMES), flag_meanings=" ".join(n.replace(" ", "_") for n in IGBP_NAMES.values()))
     codes = [KOPPEN_BSK, KOPPEN_DWA, KOPPEN_DWB]
     ds["climate_zone"].attrs.update(flag_values=codes, flag_meanings=" ".join(cv.KOPPEN_CLASSES[c] for c in codes))
     ds["land"] = (dims, landcover != cv.WATER_CLASS, {"long_name": "Land mask (landcover != 17)", "units": "1"})

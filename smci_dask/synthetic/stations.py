@@ -44,7 +44,6 @@
 from __future__ import annotations
 
 import gzip
-
 import os
 import tempfile
 
@@ -626,7 +625,7 @@ def _static_variables_csv(row: pd.Series) -> str:
         "quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;quantity_source_description;"
         "quantity_source_provider;quantity_source_version;quantity_source_resolution;quantity_source_timerange;quantity_source_url;"
     )
-    src = "SYNTH-SOIL;smci_dask synthetic soil layers;smci_dask;v1;30\";;;"
+    src = 'SYNTH-SOIL;smci_dask synthetic soil layers;smci_dask;v1;30";;;'
     lines = [head]
     for top, bottom in ((0.0, 0.3), (0.3, 1.0)):
         lines.append(f"saturation;m^3*m^-3;{top:.2f};{bottom:.2f};{row['saturation']:.2f};;{src}")

@@ -87,3 +87,17 @@ def test_debug_prints_traceback(runner):
 def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "smci_dask.cli", "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "smci" in proc.stdout
+
+
+def test_cluster_info_prints_workers_threads_memory_dashboard(runner):
+    env = {"SMCI__CLUSTER__LOCAL__PROCESSES": "false", "SMCI__CLUSTER__LOCAL__N_WORKERS": "2", "SMCI__CLUSTER__LOCAL__MEMORY_LIMIT": "1GiB"}
+    res = runner.invoke(cli, ["cluster", "info"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "workers    2, 2 threads, 2.00 GiB memory" in res.output
+    assert "dashboard  http://" in res.output
+
+
+def test_cluster_info_unreachable_address_one_line(runner):
+    res = runner.invoke(cli, ["cluster", "info", "--address", "tcp://127.0.0.1:9"], env={"SMCI__CLUSTER__WAIT_FOR_WORKERS_TIMEOUT": "1"})
+    assert res.exit_code == 6
+    assert res.output.count("\n") == 1 and "cannot reach scheduler tcp://127.0.0.1:9" in res.output

@@ -55,7 +55,6 @@ def test_memory_url() -> None:
 
 
 def test_s3_url_keeps_bucket_and_prefix() -> None:
-    pytest.importorskip("s3fs")
     store = Store.from_url("s3://my-bucket/some/prefix/", {"endpoint_url": "http://127.0.0.1:1"})
     assert (store.protocol, store.path) == ("s3", "my-bucket/some/prefix")
     assert store.url == "s3://my-bucket/some/prefix"
@@ -63,7 +62,6 @@ def test_s3_url_keeps_bucket_and_prefix() -> None:
 
 
 def test_remote_listing_cache_is_off_unless_asked_for() -> None:
-    pytest.importorskip("s3fs")
     assert Store.from_url("s3://my-bucket/x").fs_options["use_listings_cache"] is False
     assert Store.from_url("s3://my-bucket/x", {"use_listings_cache": True}).fs_options["use_listings_cache"] is True
 
@@ -80,7 +78,6 @@ def test_child_join_and_url_of() -> None:
 
 
 def test_child_keeps_storage_options() -> None:
-    pytest.importorskip("s3fs")
     store = Store.from_url("s3://bkt/root", {"endpoint_url": "http://127.0.0.1:1"})
     assert store.url_of("models", "run1") == "s3://bkt/root/models/run1"
     assert store.child("models").storage_options == {"endpoint_url": "http://127.0.0.1:1"}
@@ -100,13 +97,11 @@ def test_empty_url(url: str) -> None:
 
 @pytest.mark.parametrize("url", ["s3://", "s3:///"])
 def test_s3_url_without_bucket(url: str) -> None:
-    pytest.importorskip("s3fs")
     with pytest.raises(StoreError, match=r"has no bucket or path after s3://"):
         Store.from_url(url)
 
 
 def test_unreachable_endpoint_fails_fast() -> None:
-    pytest.importorskip("s3fs")
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     store = Store.from_url(
         "s3://some-bucket/root",

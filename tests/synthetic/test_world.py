@@ -95,8 +95,11 @@ def check_world(store: Store, manifest: dict, tmp: Path, *, region: str = "tiny"
         assert valid.size > 0 and 0 <= valid.min() and valid.max() <= cv.LAI_VALID_MAX
 
     # the truth
-    truth = xr.open_zarr(_local_copy(store, TRUTH, tmp) if store.is_local else store.url_of(TRUTH), consolidated=False,
-                         storage_options=None if store.is_local else store.storage_options)
+    truth = xr.open_zarr(
+        _local_copy(store, TRUTH, tmp) if store.is_local else store.url_of(TRUTH),
+        consolidated=False,
+        storage_options=None if store.is_local else store.storage_options,
+    )
     sm = truth[cv.SM_TRUTH]
     assert sm.dims == (cv.TIME, cv.DEPTH, cv.LAT, cv.LON)
     assert sm.shape == (len(days), len(cv.DEPTHS_CM), *grid.shape)
@@ -193,7 +196,9 @@ def test_synth_cli_writes_a_world(tmp_path):
     from smci_dask.cli.main import cli
 
     out = tmp_path / "w"
-    res = CliRunner().invoke(cli, ["synth", "--out", str(out), "--region", "tiny", "--years", "2020", "2020", "--stations", "3", "--seed", "5"])
+    res = CliRunner().invoke(
+        cli, ["synth", "--out", str(out), "--region", "tiny", "--years", "2020", "2020", "--stations", "3", "--seed", "5"]
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "world.json").read_text())
     assert manifest["seed"] == 5 and manifest["years"] == [2020, 2020] and manifest["n_stations"] == 3
@@ -210,3 +215,20 @@ def test_synth_rejects_bad_years_and_stations(tmp_path):
     assert res.exit_code == 2 and "first year after last" in res.output
     res = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path / "w"), "--stations", "0"])
     assert res.exit_code == 2 and "at least 1 station" in res.output
+
+
+def test_world_with_grib_and_sinusoidal_lai(tmp_path):
+    import pyproj  # noqa: F401  (before cfgrib: see smci_dask/__init__.py)
+
+    store = Store.from_url(str(tmp_path / "w"))
+    manifest = make_world(store, region="tiny", years=(2020, 2020), n_stations=2, seed=3, grib=True, sinusoidal=True)
+    gribs = sorted(manifest["files"]["era5land_grib"])
+    assert len(gribs) == 12 and gribs[0].endswith(".grib")
+    nc = xr.open_dataset(store.join(manifest["files"]["era5land"][0]), engine="netcdf4")
+    gb = xr.open_dataset(store.join(gribs[0]), engine="cfgrib", backend_kwargs={"time_dims": ["valid_time"], "indexpath": ""})
+    assert set(gb.data_vars) >= {"t2m", "swvl1", "stl1"}
+    # the same month in both formats holds the same values (GRIB packs to ~24 bits)
+    np.testing.assert_allclose(gb["t2m"].values, nc["t2m"].sel(valid_time=gb["valid_time"]).values, atol=1e-2)
+    sinu = sorted(manifest["files"]["lai_sinusoidal"])
+    with rasterio.open(store.join(sinu[0])) as src:
+        assert "+proj=sinu" in src.crs.to_proj4() and src.dtypes[0] == "uint8"
