@@ -183,11 +183,17 @@ def test_same_seed_same_world_other_seed_other_world():
 
 
 @pytest.mark.s3
-def test_world_on_s3(s3_store, tmp_path):
+def test_synth_cli_on_s3(s3_store, tmp_path):
+    from click.testing import CliRunner
+
+    from smci_dask.cli.main import cli
+
     url, options = s3_store
+    env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": options["endpoint_url"]}
+    res = CliRunner().invoke(cli, ["synth", "--out", url, "--region", "tiny", "--years", "2020", "2020", "--stations", "4", "--seed", "7"], env=env)
+    assert res.exit_code == 0, res.output
     store = Store.from_url(url, options)
-    manifest = make_world(store, region="tiny", years=(2020, 2020), n_stations=4, seed=7)
-    check_world(store, manifest, tmp_path)
+    check_world(store, load_manifest(store), tmp_path)
 
 
 def test_synth_cli_writes_a_world(tmp_path):
