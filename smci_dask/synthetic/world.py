@@ -19,6 +19,7 @@
                                 its fault type and its clean value
 ``truth/sm_truth.zarr``         true daily soil moisture (time, depth, lat,
                                 lon), m3/m3, NaN over water
+``quicklook.png``               stations, land cover and the truth at a glance
 ``world.json``                  region, grid, years, seed, files and counts
 ==============================  ==============================================
 
@@ -46,6 +47,7 @@ from smci_dask.io import Store, open_zarr
 from smci_dask.synthetic.era5 import make_era5_daily, write_era5_month_files
 from smci_dask.synthetic.fields import component_rng
 from smci_dask.synthetic.lai import make_lai, write_lai_files
+from smci_dask.synthetic.quicklook import render_quicklook
 from smci_dask.synthetic.statics import make_statics, write_static_geotiffs
 from smci_dask.synthetic.stations import (
     make_station_series,
@@ -77,6 +79,7 @@ STATION_CSV = "stations/stations.csv.gz"
 STATION_TABLE = "stations/station_table.csv"
 FAULTS = "stations/faults.parquet"
 TRUTH = "truth/sm_truth.zarr"
+QUICKLOOK = "quicklook.png"
 MANIFEST = "world.json"
 
 
@@ -229,6 +232,11 @@ def make_world(
     files["faults"] = write_faults(faults, store, FAULTS)
     done()
     say(f"stations: {len(stations)} stations, {len(obs)} hourly records, {len(faults)} faulty or missing records logged")
+
+    title = f"synthetic world '{region}' ({grid.bbox}), {days[0].date()} to {days[-1].date()}, seed {seed}"
+    store.write_bytes(QUICKLOOK, render_quicklook(grid, statics, stations, truth, obs, title=title))
+    files["quicklook"] = QUICKLOOK
+    say(f"quick look: {store.url_of(QUICKLOOK)}")
 
     counts = {
         "fine cells": f"{grid.shape[0]} x {grid.shape[1]}",

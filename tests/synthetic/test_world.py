@@ -49,6 +49,7 @@ def check_world(store: Store, manifest: dict, tmp: Path, *, region: str = "tiny"
     grid = REGIONS[region].grid
     days = pd.date_range(manifest["first_day"], manifest["last_day"], freq="D")
     assert load_manifest(store) == json.loads(json.dumps(manifest))
+    assert store.read_bytes(manifest["files"]["quicklook"])[:8] == b"\x89PNG\r\n\x1a\n"
 
     # static GeoTIFFs
     assert sorted(Path(p).stem for p in manifest["files"]["static"]) == sorted(cv.STATIC_VARS)
@@ -190,7 +191,9 @@ def test_synth_cli_on_s3(s3_store, tmp_path):
 
     url, options = s3_store
     env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": options["endpoint_url"]}
-    res = CliRunner().invoke(cli, ["synth", "--out", url, "--region", "tiny", "--years", "2020", "2020", "--stations", "4", "--seed", "7"], env=env)
+    res = CliRunner().invoke(
+        cli, ["synth", "--out", url, "--region", "tiny", "--years", "2020", "2020", "--stations", "4", "--seed", "7"], env=env
+    )
     assert res.exit_code == 0, res.output
     store = Store.from_url(url, options)
     check_world(store, load_manifest(store), tmp_path)
