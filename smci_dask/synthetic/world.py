@@ -49,14 +49,8 @@ from smci_dask.synthetic.fields import component_rng
 from smci_dask.synthetic.lai import make_lai, write_lai_files
 from smci_dask.synthetic.quicklook import render_quicklook
 from smci_dask.synthetic.statics import make_statics, write_static_geotiffs
-from smci_dask.synthetic.stations import (
-    make_station_series,
-    place_stations,
-    write_faults,
-    write_ismn,
-    write_station_csv,
-    write_station_table,
-)
+from smci_dask.synthetic.station_files import write_faults, write_ismn, write_station_csv, write_station_table
+from smci_dask.synthetic.stations import make_station_series, place_stations
 from smci_dask.synthetic.truth import write_truth
 from smci_dask.synthetic.weather import (
     disaggregate_mean,

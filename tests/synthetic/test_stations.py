@@ -14,17 +14,8 @@ from smci_dask import conventions as cv
 from smci_dask.grid import REGIONS
 from smci_dask.io import Store, read_parquet
 from smci_dask.synthetic.statics import make_statics
-from smci_dask.synthetic.stations import (
-    FAULT_TYPES,
-    format_fixed,
-    ismn_header,
-    make_station_series,
-    place_stations,
-    write_faults,
-    write_ismn,
-    write_station_csv,
-    write_station_table,
-)
+from smci_dask.synthetic.station_files import format_fixed, ismn_header, write_faults, write_ismn, write_station_csv, write_station_table
+from smci_dask.synthetic.stations import FAULT_TYPES, make_station_series, place_stations
 
 GRID = REGIONS["tiny"].grid
 SEED = 3
