@@ -1,11 +1,18 @@
-"""In-situ stations: readers (ISMN, long CSV/Parquet tables), depth layers, units.
+"""In-situ stations: readers (ISMN, long CSV/Parquet tables), depth layers, units, daily targets, matching.
 
 Readers return a :class:`StationData` (long observations, stations, sensors,
 issues); :func:`assign_layer` maps sensor depth ranges to the product layers.
+:mod:`~smci_dask.insitu.daily` turns hourly soil moisture into daily values
+per 1 km cell and layer (:func:`daily_means`, :func:`fill_gaps`,
+:func:`to_cells`); :mod:`~smci_dask.insitu.matching` matches them to
+ERA5-Land's mean and standard deviation (:func:`era5_at_cells`,
+:func:`matching_stats`, :func:`apply_matching`).
 """
 
 from __future__ import annotations
 
+from smci_dask.insitu.daily import daily_means, fill_gaps, load_cell_daily, to_cells
+from smci_dask.insitu.matching import apply_matching, era5_at_cells, era5_table, matching_stats
 from smci_dask.insitu.readers import (
     OBSERVATION_COLUMNS,
     SENSOR_COLUMNS,
@@ -32,9 +39,17 @@ __all__ = [
     "SmUnit",
     "StationData",
     "add_custom_metadata",
+    "apply_matching",
     "assign_layer",
+    "daily_means",
+    "era5_at_cells",
+    "era5_table",
+    "fill_gaps",
+    "load_cell_daily",
+    "matching_stats",
     "read_custom_metadata",
     "read_ismn",
     "read_station_table",
+    "to_cells",
     "to_m3m3",
 ]

@@ -14,8 +14,8 @@ import xarray as xr
 import zarr
 from zarr.storage import FsspecStore, LocalStore
 
-from smci_dask.errors import StoreError
-from smci_dask.io.storage import Store, describe_error
+from smci_dask.errors import SmciError, StoreError
+from smci_dask.io.storage import Store, describe_error, is_store_failure
 
 
 def zarr_store(store: Store, relpath: str = "", *, read_only: bool = False) -> zarr.abc.store.Store:
@@ -63,7 +63,11 @@ def write_zarr(
         kwargs["append_dim"] = append_dim
     try:
         return ds.to_zarr(zarr_store(store, relpath), zarr_format=3, **kwargs)
-    except (ValueError, TypeError):
+    except SmciError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"store {store.url}: cannot write Zarr {relpath!r}: {describe_error(exc)}") from None
+    except Exception as exc:
+        # Only failures of the store itself become a StoreError; an error raised while computing
+        # the data (inside a dask task) keeps its own type and message.
+        if is_store_failure(exc):
+            raise StoreError(f"store {store.url}: cannot write Zarr {relpath!r}: {describe_error(exc)}") from None
+        raise

@@ -44,6 +44,15 @@ def _split_protocol(url: str) -> tuple[str, str]:
     return "file", url
 
 
+def is_store_failure(exc: BaseException) -> bool:
+    """True for errors of the storage system itself (I/O, network, credentials, missing bucket)."""
+    if isinstance(exc, OSError | TimeoutError | PermissionError):
+        return True
+    names = {type(exc).__name__} | {type(c).__name__ for c in (exc.__cause__, exc.__context__) if c is not None}
+    from_driver = type(exc).__module__.startswith(("botocore", "aiobotocore", "s3fs", "gcsfs", "aiohttp"))
+    return bool(names & (_UNREACHABLE_NAMES | _CREDENTIAL_NAMES)) or from_driver
+
+
 def describe_error(exc: BaseException) -> str:
     """A short cause for an exception raised by a filesystem, walking its chain."""
     seen: list[BaseException] = []

@@ -159,3 +159,18 @@ def test_read_corrupt_parquet(any_store: Store) -> None:
     any_store.write_bytes("bad.parquet", b"this is not parquet")
     with pytest.raises(StoreError, match=r"cannot read Parquet 'bad\.parquet'"):
         read_parquet(any_store, "bad.parquet")
+
+
+def test_error_inside_a_dask_task_keeps_its_type(tmp_path):
+    """A computation that fails while writing is not disguised as a store failure."""
+    import dask.array as da
+
+    from smci_dask.io import Store, write_zarr
+
+    def boom(block):
+        raise ZeroDivisionError("bad block")
+
+    arr = da.ones((4,), chunks=2).map_blocks(boom, dtype=float)
+    ds = xr.Dataset({"a": (("t",), arr)})
+    with pytest.raises(ZeroDivisionError, match="bad block"):
+        write_zarr(ds, Store.from_url(str(tmp_path / "s")), "x.zarr")

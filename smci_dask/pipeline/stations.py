@@ -1,0 +1,438 @@
+"""Station ingest and target matching: wiring of the in-situ stage (``smci ingest stations``).
+
+:func:`ingest_stations`
+    read (ISMN / CSV / Parquet) -> optional quality control hook (adds
+    ``qc_good``) -> ``insitu/observations`` (Parquet, hourly, every variable,
+    partitioned by ``variable``, with the QC columns when QC ran) and
+    ``insitu/stations.parquet`` (one row per station with its fine cell) ->
+    :func:`~smci_dask.insitu.daily.daily_means` ->
+    :func:`~smci_dask.insitu.daily.fill_gaps` ->
+    :func:`~smci_dask.insitu.daily.to_cells` -> ``insitu/daily`` (Parquet,
+    partitioned by ``depth_cm``, raw targets ``sm_raw``).
+:func:`match_targets`
+    ``insitu/daily`` + the ERA5-Land daily cube -> matching statistics over
+    every day both have (the final model's targets) -> ``sm_matched`` added
+    to ``insitu/daily``; the statistics in ``insitu/matching_stats.parquet``.
+    Experiments do not use these statistics: they call
+    :func:`~smci_dask.insitu.matching.matching_stats` with their own
+    training mask.
+
+One call of :func:`ingest_stations` ingests every station input of a run
+(give several paths, e.g. ISMN folders and a CMA table): it replaces the
+in-situ tables, and the matched targets with them (run :func:`match_targets`
+again). Everything runs in this process with vectorised pandas/numpy (about
+a second per million hourly rows); only the store is remote.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import pandas as pd
+
+from smci_dask import conventions as cv
+from smci_dask.config import Config
+from smci_dask.covariates.era5land_store import open_era5land_daily
+from smci_dask.errors import InputError
+from smci_dask.grid import grid_for
+from smci_dask.insitu import StationData, read_ismn, read_station_table
+from smci_dask.insitu.daily import (
+    DAILY_RELPATH,
+    MAX_GAP_DAYS,
+    MIN_HOURS,
+    QC_GOOD,
+    STATION_ID_SEPARATOR,
+    daily_means,
+    describe_dropped,
+    fill_gaps,
+    load_cell_daily,
+    to_cells,
+)
+from smci_dask.insitu.matching import MIN_MATCH_DAYS, SWVL, apply_matching, era5_at_cells, era5_table, matching_stats
+from smci_dask.insitu.readers import SERIES_KEYS, LayerRule
+from smci_dask.io import Store, store_from_config, write_parquet
+
+StationFormat = Literal["ismn", "csv", "parquet"]
+Progress = Callable[[str], None]
+QcHook = Callable[..., pd.DataFrame]
+
+#: Paths below the store root.
+OBSERVATIONS_RELPATH: Final = "insitu/observations"
+STATIONS_RELPATH: Final = "insitu/stations.parquet"
+MATCHING_STATS_RELPATH: Final = "insitu/matching_stats.parquet"
+ERA5_RELPATH: Final = "covariates/era5land"
+
+_FORMATS: Final = ("ismn", "csv", "parquet")
+_PARQUET_SUFFIXES: Final = (".parquet", ".pq", ".parq")
+
+
+# ------------------------------------------------------------------ reports
+@dataclass
+class StationIngestReport:
+    """What :func:`ingest_stations` read, kept and wrote.
+
+    Counts of soil-moisture data unless said otherwise: ``sensors`` are
+    sensor series (station, depth range, sensor); ``hourly_rows`` the
+    soil-moisture records read, ``hourly_rows_all`` every record (all
+    variables); ``rows_kept`` the finite records QC kept (all finite ones
+    without QC); ``daily_rows`` the sensor-days with at least ``min_hours``
+    good hours, ``days_short`` those with fewer; ``gap_filled_days`` the
+    sensor-days filled by interpolation; ``cell_days`` the rows of
+    ``insitu/daily`` (cell x layer x day); ``cells`` the fine cells with
+    data, ``cells_several_stations`` those shared by two or more stations.
+    """
+
+    inputs: list[str]
+    fmt: str
+    stations: int
+    stations_outside: list[str]
+    sensors: int
+    sensors_without_layer: int
+    hourly_rows: int
+    hourly_rows_all: int
+    qc_applied: bool
+    rows_kept: int
+    daily_rows: int
+    days_short: int
+    gap_filled_days: int
+    cell_days: int
+    cells: int
+    cells_several_stations: int
+    issues: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """A few lines for people."""
+        kept = f"{self.rows_kept} kept after QC" if self.qc_applied else f"{self.rows_kept} finite (no QC)"
+        lines = [
+            f"stations: {self.stations} read, {len(self.stations_outside)} outside the region; {self.sensors} soil-moisture sensors "
+            f"({self.sensors_without_layer} without a product layer)",
+            f"hourly: {self.hourly_rows} soil-moisture rows ({self.hourly_rows_all} all variables), {kept}",
+            f"daily: {self.daily_rows} sensor-days, {self.days_short} days with too few hours, {self.gap_filled_days} gap-filled days",
+            f"cells: {self.cell_days} cell-layer-days in {self.cells} cells, {self.cells_several_stations} with several stations",
+            f"written: {', '.join(self.written)} in {self.seconds:.1f} s",
+        ]
+        return "\n".join(lines + [f"issue: {i}" for i in self.issues])
+
+
+@dataclass
+class MatchReport:
+    """What :func:`match_targets` did: series are (cell, depth) pairs."""
+
+    era5_relpath: str
+    era5_first_day: str
+    era5_last_day: str
+    series: int
+    series_matched: int
+    unmatched_reasons: dict[str, int]
+    rows: int
+    rows_matched: int
+    cells: int
+    cells_substituted: int
+    min_days: int
+    written: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        why = "; ".join(f"{n} {r}" for r, n in self.unmatched_reasons.items()) or "none"
+        return "\n".join(
+            [
+                f"ERA5-Land {self.era5_relpath}: {self.era5_first_day}..{self.era5_last_day}; {self.cells} cells, "
+                f"{self.cells_substituted} read from a neighbouring coarse cell (coast rule)",
+                f"series: {self.series_matched} of {self.series} matched (unmatched: {why}); "
+                f"rows: {self.rows_matched} of {self.rows} with sm_matched",
+                f"written: {', '.join(self.written)} in {self.seconds:.1f} s",
+            ]
+        )
+
+
+# ------------------------------------------------------------------ helpers
+def _say(progress: Progress | None) -> Progress:
+    return progress or (lambda _m: None)
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _read(path: str, fmt: StationFormat, storage_options: dict[str, Any] | None, read_options: Mapping[str, Any]) -> StationData:
+    opts = storage_options if _is_remote(path) else None
+    if fmt == "ismn":
+        return read_ismn(path, storage_options=opts, **read_options)
+    if fmt == "parquet" and not path.rstrip("/").lower().endswith(_PARQUET_SUFFIXES):
+        raise InputError(f"station table {path}: --format parquet needs a file ending in {', '.join(_PARQUET_SUFFIXES)}; rename it")
+    if fmt == "csv" and path.rstrip("/").lower().endswith(_PARQUET_SUFFIXES):
+        raise InputError(f"station table {path}: a Parquet file given with --format csv; use --format parquet")
+    return read_station_table(path, storage_options=opts, **read_options)
+
+
+def _run_qc(qc: QcHook, hourly: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFrame:
+    """Call the QC hook and give its columns to every hourly row.
+
+    The hook is called as ``qc(hourly)``, or ``qc(hourly, stations=...)`` when
+    it has a ``stations`` parameter. It may return every row or only the rows
+    it checked (e.g. :func:`smci_dask.insitu.qc.apply_qc` returns the
+    soil-moisture rows), with their index kept: its new columns are then
+    joined back on the index, missing (NA) on the rows it did not check;
+    boolean columns become pandas' nullable ``boolean``.
+    """
+    try:
+        takes_stations = "stations" in inspect.signature(qc).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_stations = False
+    name = getattr(qc, "__name__", repr(qc))
+    out = qc(hourly, stations=stations) if takes_stations else qc(hourly)
+    if not isinstance(out, pd.DataFrame) or QC_GOOD not in out.columns:
+        raise InputError(f"quality control {name!r}: must return the hourly table with a boolean {QC_GOOD!r} column")
+    if not pd.api.types.is_bool_dtype(out[QC_GOOD].dtype):
+        raise InputError(f"quality control {name!r}: column {QC_GOOD!r} has dtype {out[QC_GOOD].dtype}; give booleans")
+    if len(out) == len(hourly) and out.index.equals(hourly.index):
+        return out
+    if out.index.has_duplicates or not out.index.isin(hourly.index).all():
+        raise InputError(f"quality control {name!r}: returned rows whose index is not that of the hourly table; keep the index")
+    new = [c for c in out.columns if c not in hourly.columns]
+    extra = out[new].reindex(hourly.index)
+    for c in new:
+        if pd.api.types.is_bool_dtype(out[c].dtype):
+            extra[c] = extra[c].astype("boolean")
+    return pd.concat([hourly, extra], axis=1)
+
+
+def _station_table(stations: pd.DataFrame, grid: Any) -> pd.DataFrame:
+    """Stations with their fine cell (``row``, ``col``; -1 outside) and ``in_region``."""
+    out = stations.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(str)
+    row, col = grid.rowcol(out["lat"].to_numpy(dtype=np.float64), out["lon"].to_numpy(dtype=np.float64), outside="mask")
+    out["row"] = row.astype(np.int32)
+    out["col"] = col.astype(np.int32)
+    out["in_region"] = row >= 0
+    return out
+
+
+def _write_replacing(df: pd.DataFrame, store: Store, relpath: str, partition_cols: Sequence[str] | None = None) -> None:
+    """Write a table, removing what an earlier run left at ``relpath`` (a partitioned dataset would keep stale parts)."""
+    store.rm(relpath)
+    write_parquet(df, store, relpath, partition_cols=partition_cols)
+
+
+# ------------------------------------------------------------------ ingest
+def ingest_stations(
+    cfg: Config,
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    fmt: StationFormat,
+    store: Store | None = None,
+    qc: QcHook | None = None,
+    progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
+    read_options: Mapping[str, Any] | None = None,
+    min_hours: int = MIN_HOURS,
+    max_gap_days: int = MAX_GAP_DAYS,
+    utc_offset_hours: float | Mapping[str, float] = 0.0,
+    layer_rule: LayerRule = "nearest_centre",
+) -> StationIngestReport:
+    """Read station files, apply QC, and write hourly observations, the station table and raw daily cell targets.
+
+    Parameters
+    ----------
+    cfg : Config
+        Settings: the region (``cfg.region``) and, when ``store`` is None,
+        the store (``cfg.store``).
+    paths : str, path or sequence of them
+        Station inputs: ISMN files, folders or zip archives (``fmt='ismn'``),
+        long CSV or Parquet tables (``'csv'``, ``'parquet'``); local paths or
+        fsspec URLs.
+    fmt : {'ismn', 'csv', 'parquet'}
+        Format of every path.
+    store : Store, optional
+        Store root to write below; default ``cfg.store``.
+    qc : callable, optional
+        Quality control: ``qc(hourly) -> hourly`` with a boolean ``qc_good``
+        column (and any flag columns, e.g. ``qc_flags``), or
+        ``qc(hourly, stations=stations)`` when it has a ``stations``
+        parameter (the station table with ``row``/``col`` and the static
+        variables, e.g. the saturation point). It may return only the rows
+        it checked (index kept); its columns are joined back onto all rows
+        (NA where not checked) before ``insitu/observations`` is written.
+        Without it every finite value counts as good.
+    progress : callable, optional
+        Called with one line per step.
+    storage_options : dict, optional
+        fsspec options for remote input URLs; default ``cfg.store.storage_options``.
+    read_options : mapping, optional
+        Keyword arguments for the reader (:func:`~smci_dask.insitu.read_ismn`:
+        ``variables``, ``sm_unit``; :func:`~smci_dask.insitu.read_station_table`:
+        ``network``, ``sm_unit``, ``column_map``, ``constants``, ``na_values``).
+    min_hours, max_gap_days, utc_offset_hours, layer_rule
+        The daily rules (:mod:`smci_dask.insitu.daily`).
+
+    Returns
+    -------
+    StationIngestReport
+
+    Raises
+    ------
+    InputError
+        An unknown format, an unreadable input (the reader's message), a QC
+        hook that gives no boolean ``qc_good``.
+    """
+    t0 = time.perf_counter()
+    say = _say(progress)
+    if fmt not in _FORMATS:
+        raise InputError(f"station format {fmt!r} is unknown; use one of {', '.join(_FORMATS)}")
+    names = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    if not names:
+        raise InputError("no station input given; pass at least one file, folder or URL")
+    store = store if store is not None else store_from_config(cfg)
+    opts = cfg.store.storage_options if storage_options is None else storage_options
+    grid = grid_for(cfg.region.name, cfg.region.bbox)
+
+    parts = []
+    for name in names:
+        say(f"reading {fmt} {name}")
+        parts.append(_read(name, fmt, opts, dict(read_options or {})))
+    data = parts[0] if len(parts) == 1 else StationData.concat(parts)
+    hourly = data.observations
+    say(f"read {data.summary()}")
+    stations = _station_table(data.stations, grid)
+    if qc is not None:
+        say(f"quality control: {getattr(qc, '__name__', 'hook')}")
+        hourly = _run_qc(qc, hourly, stations)
+
+    is_sm = (hourly["variable"] == cv.SM).to_numpy()
+    sm_rows = hourly.loc[is_sm]
+    keys = [k for k in SERIES_KEYS if k in sm_rows.columns]
+    sensors = int(sm_rows.groupby(keys, observed=True, dropna=False).ngroups) if len(sm_rows) else 0
+
+    written = []
+    say(f"writing {OBSERVATIONS_RELPATH} ({len(hourly)} rows) and {STATIONS_RELPATH}")
+    _write_replacing(hourly, store, OBSERVATIONS_RELPATH, partition_cols=["variable"])
+    _write_replacing(stations, store, STATIONS_RELPATH)
+    written += [OBSERVATIONS_RELPATH, STATIONS_RELPATH]
+
+    daily = daily_means(hourly, min_hours=min_hours, utc_offset_hours=utc_offset_hours)
+    filled = fill_gaps(daily, max_gap_days=max_gap_days)
+    cells = to_cells(filled, stations, grid, layer_rule=layer_rule)
+    dropped = describe_dropped(cells)
+    for line in dropped:
+        say(line)
+    say(f"daily: {len(daily)} sensor-days, {filled.attrs['days_filled']} gap-filled, {len(cells)} cell-layer-days")
+    _write_replacing(cells, store, DAILY_RELPATH, partition_cols=["depth_cm"])
+    store.rm(MATCHING_STATS_RELPATH)  # statistics of earlier targets no longer hold
+    written.append(DAILY_RELPATH)
+
+    lists = cells["station_ids"].astype("category").cat.categories  # a few distinct lists, however many rows
+    used_ids = {sid for text in lists for sid in str(text).split(STATION_ID_SEPARATOR)}
+    used = stations[stations["in_region"] & stations["station_id"].isin(used_ids)]
+    per_cell = used.groupby(["row", "col"]).size()
+    return StationIngestReport(
+        inputs=names,
+        fmt=fmt,
+        stations=len(stations),
+        stations_outside=list(cells.attrs["stations_outside"]),
+        sensors=sensors,
+        sensors_without_layer=int(cells.attrs["sensors_without_layer"]),
+        hourly_rows=len(sm_rows),
+        hourly_rows_all=len(hourly),
+        qc_applied=qc is not None,
+        rows_kept=int(daily.attrs["rows_used"]),
+        daily_rows=len(daily),
+        days_short=int(daily.attrs["days_short"]),
+        gap_filled_days=int(filled.attrs["days_filled"]),
+        cell_days=len(cells),
+        cells=int(cells[["row", "col"]].drop_duplicates().shape[0]),
+        cells_several_stations=int((per_cell > 1).sum()),
+        issues=list(data.issues) + dropped,
+        written=written,
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+
+
+# ------------------------------------------------------------------ matching
+def match_targets(
+    cfg: Config,
+    store: Store | None = None,
+    *,
+    era5_relpath: str = ERA5_RELPATH,
+    min_days: int = MIN_MATCH_DAYS,
+    progress: Progress | None = None,
+) -> MatchReport:
+    """Add ``sm_matched`` to ``insitu/daily``: every (cell, depth) matched to ERA5-Land over all common days.
+
+    These are the final model's targets: the statistics use every day both
+    the cell and the cube have (all years), and every row gets a matched
+    value from them, days outside the cube's period included. A (cell,
+    depth) without a valid match (too few common days, a constant series)
+    keeps NaN. The statistics go to ``insitu/matching_stats.parquet``.
+
+    Parameters
+    ----------
+    cfg : Config
+        Region, ``matching.layers`` (depth -> ERA5-Land layer) and, when
+        ``store`` is None, the store.
+    store : Store, optional
+        Store root holding ``insitu/daily`` and the ERA5-Land cube.
+    era5_relpath : str
+        The ERA5-Land daily cube below the store.
+    min_days : int
+        Fewest common days for a match (:data:`~smci_dask.insitu.matching.MIN_MATCH_DAYS`).
+    progress : callable, optional
+        Called with one line per step.
+
+    Returns
+    -------
+    MatchReport
+    """
+    t0 = time.perf_counter()
+    say = _say(progress)
+    store = store if store is not None else store_from_config(cfg)
+    grid = grid_for(cfg.region.name, cfg.region.bbox)
+    cells = load_cell_daily(store)
+    cells = cells.drop(columns=[c for c in ("sm_matched",) if c in cells.columns])
+    layers = dict(cfg.matching.layers)
+    era5 = open_era5land_daily(store, era5_relpath)
+    if era5.sizes[cv.TIME] == 0:
+        raise InputError(f"ERA5-Land daily cube {era5_relpath!r} in {store.url} holds no complete day; ingest ERA5-Land first")
+    wanted = sorted({SWVL.format(k) for d, k in layers.items() if d in set(cells["depth_cm"].astype(int))})
+    uc = cells[["row", "col"]].drop_duplicates()
+    say(f"ERA5-Land {', '.join(wanted)} at {len(uc)} cells")
+    at = era5_at_cells(era5, grid, uc["row"].to_numpy(), uc["col"].to_numpy(), variables=wanted)
+    table = era5_table(at)
+    stats = matching_stats(cells, table, layers=layers, min_days=min_days)
+    out = apply_matching(cells, stats)
+    _write_replacing(out, store, DAILY_RELPATH, partition_cols=["depth_cm"])
+    write_parquet(stats, store, MATCHING_STATS_RELPATH)
+    reasons = stats.loc[~stats["valid"], "reason"].value_counts()
+    days = pd.DatetimeIndex(era5[cv.TIME].values)
+    report = MatchReport(
+        era5_relpath=era5_relpath,
+        era5_first_day=str(days.min().date()),
+        era5_last_day=str(days.max().date()),
+        series=len(stats),
+        series_matched=int(stats["valid"].sum()),
+        unmatched_reasons={str(k): int(v) for k, v in reasons.items()},
+        rows=len(out),
+        rows_matched=int(out["sm_matched"].notna().sum()),
+        cells=len(uc),
+        cells_substituted=int(np.asarray(at["substituted"].values).sum()),
+        min_days=int(min_days),
+        written=[DAILY_RELPATH, MATCHING_STATS_RELPATH],
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+    say(report.summary())
+    return report

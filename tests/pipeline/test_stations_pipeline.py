@@ -1,0 +1,215 @@
+"""Station ingest and target matching, wired end to end on the tiny world (local folders and S3)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+
+from smci_dask.config import Config, RegionConfig, StoreConfig
+from smci_dask.covariates import daily_from_hourly, open_era5land_hourly, subset_to_grid, write_era5land_daily
+from smci_dask.errors import InputError
+from smci_dask.grid import grid_for
+from smci_dask.insitu.daily import CELL_COLUMNS, load_cell_daily
+from smci_dask.io import Store, read_parquet
+from smci_dask.pipeline.stations import (
+    MATCHING_STATS_RELPATH,
+    OBSERVATIONS_RELPATH,
+    STATIONS_RELPATH,
+    ingest_stations,
+    match_targets,
+)
+
+GRID = grid_for("tiny")
+CSV_COLUMNS = ("station", "lat", "lon", "depth_from_cm", "depth_to_cm", "time", "sm", "soil_temperature", "precipitation")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    ismn: Path  # an ISMN tree holding only the chosen stations
+    csv: Path  # the world's CSV rows of the same stations
+    stations: list[str]
+    pair: list[str]  # two stations sharing a 1 km cell
+    era5_files: list[str]
+    world: Store
+    manifest: dict[str, Any]
+
+
+def _subset_csv(source: str, target: Path, stations: list[str]) -> None:
+    """The rows of ``stations``, as text exactly as the world wrote them."""
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in CSV_COLUMNS})
+    table = pacsv.read_csv(source, convert_options=convert)
+    table = table.filter(pc.is_in(table["station"], value_set=pa.array(stations)))
+    pacsv.write_csv(table, target, write_options=pacsv.WriteOptions(quoting_style="none"))
+
+
+@pytest.fixture(scope="module")
+def inputs(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    store, manifest = tiny_world
+    table = pd.read_csv(store.join(manifest["files"]["station_table"]))
+    shared = table[table.duplicated(["row", "col"], keep=False)].sort_values(["row", "col", "station"])
+    first = shared.iloc[0]
+    pair = sorted(shared.loc[(shared["row"] == first["row"]) & (shared["col"] == first["col"]), "station"])[:2]
+    other = sorted(set(table["station"]) - set(shared["station"]))[0]
+    chosen = sorted([*pair, other])
+    root = tmp_path_factory.mktemp("station-inputs")
+    for name in chosen:
+        shutil.copytree(store.join("stations/ismn/SYNTH", name), root / "ismn" / "SYNTH" / name)
+    _subset_csv(store.join(manifest["files"]["station_csv"]), root / "stations.csv", chosen)
+    era5 = [store.join(p) for p in manifest["files"]["era5land"][:2]]  # January and February 2019
+    return Inputs(root / "ismn", root / "stations.csv", chosen, pair, era5, store, manifest)
+
+
+def _config(root: str, storage_options: dict[str, Any] | None = None) -> Config:
+    return Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=root, storage_options=storage_options or {}))
+
+
+def _range_qc(hourly: pd.DataFrame) -> pd.DataFrame:
+    """A stand-in for the Dorigo checks: soil moisture in [0, 0.6] m3/m3 (C01, C02)."""
+    sm = (hourly["variable"] == "sm").to_numpy()
+    v = hourly["value"].to_numpy()
+    good = ~sm | ((v >= 0.0) & (v <= 0.6))
+    return hourly.assign(qc_good=good, qc_flags=np.where(good, "", "C0x"))
+
+
+def _range_qc_with_stations(hourly: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFrame:
+    """The same checks, returning only the soil-moisture rows it checked (index kept), as ``insitu.qc.apply_qc`` does."""
+    assert {"station_id", "lat", "lon", "row", "col"} <= set(stations.columns)
+    return _range_qc(hourly).loc[(hourly["variable"] == "sm").to_numpy()]
+
+
+def _comparable(df: pd.DataFrame) -> pd.DataFrame:
+    return df.astype({"station_ids": str}).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ local
+def test_ismn_folder_and_csv_give_the_same_daily_table(inputs: Inputs, tmp_path: Path) -> None:
+    said: list[str] = []
+    cfg_a, cfg_b = _config(str(tmp_path / "a")), _config(str(tmp_path / "b"))
+    rep_a = ingest_stations(cfg_a, inputs.ismn, fmt="ismn", qc=_range_qc, progress=said.append)
+    rep_b = ingest_stations(cfg_b, str(inputs.csv), fmt="csv", qc=_range_qc_with_stations, read_options={"network": "SYNTH"})
+    store_a, store_b = Store.from_url(cfg_a.store.root), Store.from_url(cfg_b.store.root)
+    a, b = load_cell_daily(store_a), load_cell_daily(store_b)
+    assert tuple(a.columns) == CELL_COLUMNS and len(a) > 1000
+    pd.testing.assert_frame_equal(_comparable(a), _comparable(b))
+    assert a["depth_cm"].dtype == np.int16 and set(a["depth_cm"]) <= {10, 20, 30, 40, 50, 60, 70, 80, 90, 100}
+
+    for rep in (rep_a, rep_b):
+        assert rep.stations == 3 and rep.stations_outside == []
+        assert rep.cells == 2 and rep.cells_several_stations == 1
+        assert rep.qc_applied and 0 < rep.rows_kept < rep.hourly_rows
+    for field in ("sensors", "hourly_rows", "rows_kept", "daily_rows", "days_short", "gap_filled_days", "cell_days"):
+        assert getattr(rep_a, field) == getattr(rep_b, field), field
+    assert rep_a.hourly_rows_all > rep_b.hourly_rows_all  # ISMN also has air temperature; the CSV does not
+    assert rep_a.gap_filled_days > 0 and rep_a.cell_days == len(a)
+    assert any("reading ismn" in line for line in said) and "cells:" in rep_a.summary()
+    # the shared cell averages the pair
+    shared = a[a["n_stations"] == 2]
+    assert len(shared) > 100 and set(shared["station_ids"].astype(str)) == {",".join(f"SYNTH/{s}" for s in inputs.pair)}
+
+    # hourly observations with the QC columns, and the station table with its cells
+    obs = read_parquet(store_a, OBSERVATIONS_RELPATH, filters=[("variable", "==", "sm")])
+    assert len(obs) == rep_a.hourly_rows and {"qc_good", "qc_flags"} <= set(obs.columns)
+    assert int(obs["qc_good"].sum()) == rep_a.rows_kept
+    # QC that returns only the rows it checked: its columns are NA on the others
+    obs_b = read_parquet(store_b, OBSERVATIONS_RELPATH)
+    assert obs_b.loc[(obs_b["variable"] == "sm").to_numpy(), "qc_good"].notna().all()
+    assert obs_b.loc[(obs_b["variable"] != "sm").to_numpy(), "qc_good"].isna().all()
+    assert int(obs_b["qc_good"].sum()) == rep_b.rows_kept
+    st = read_parquet(store_a, STATIONS_RELPATH).set_index("station")
+    table = pd.read_csv(inputs.world.join(inputs.manifest["files"]["station_table"])).set_index("station").loc[inputs.stations]
+    assert st.loc[inputs.stations, "row"].tolist() == table["row"].tolist()
+    assert st.loc[inputs.stations, "col"].tolist() == table["col"].tolist()
+    assert st["in_region"].all()
+
+
+def test_match_targets_adds_matched_values_with_era5_statistics(inputs: Inputs, tmp_path: Path) -> None:
+    cfg = _config(str(tmp_path / "store"))
+    store = Store.from_url(cfg.store.root)
+    with open_era5land_hourly(inputs.era5_files) as hourly:
+        daily, _ = daily_from_hourly(subset_to_grid(hourly[["swvl2", "swvl3"]], GRID))
+        write_era5land_daily(daily, store, "covariates/era5land")
+    ingest_stations(cfg, str(inputs.csv), fmt="csv", read_options={"network": "SYNTH"})
+    rep = match_targets(cfg)
+    out = load_cell_daily(store)
+    assert rep.series == out[["row", "col", "depth_cm"]].drop_duplicates().shape[0]
+    assert rep.series_matched == rep.series and rep.rows_matched == rep.rows == len(out)
+    assert rep.era5_first_day == "2019-01-01" and rep.era5_last_day == "2019-02-28"  # soil moisture only: no accumulation waits for March
+    assert out["sm_matched"].notna().all() and "sm_raw" in out.columns
+    stats = read_parquet(store, MATCHING_STATS_RELPATH)
+    assert stats["valid"].all() and (stats["n_days"] >= 30).all() and (stats["n_days"] <= 59).all()
+    # over the ERA5-Land days, each matched series has ERA5-Land's mean and std (ddof=0)
+    era5_days = out["time"] <= pd.Timestamp(rep.era5_last_day)
+    for _, s in stats.iterrows():
+        sel = era5_days & (out["row"] == s["row"]) & (out["col"] == s["col"]) & (out["depth_cm"] == s["depth_cm"])
+        assert sel.sum() == s["n_days"]
+        assert np.mean(out.loc[sel, "sm_matched"]) == pytest.approx(s["mean_era5"], abs=1e-9)
+        assert np.std(out.loc[sel, "sm_matched"]) == pytest.approx(s["std_era5"], abs=1e-9)
+    # ingesting again replaces the tables: matched targets and their statistics are gone, QC columns come
+    rep2 = ingest_stations(cfg, str(inputs.csv), fmt="csv", read_options={"network": "SYNTH"}, qc=_range_qc)
+    assert "sm_matched" not in load_cell_daily(store).columns and not store.exists(MATCHING_STATS_RELPATH)
+    assert "qc_good" in read_parquet(store, OBSERVATIONS_RELPATH).columns and rep2.qc_applied
+
+
+def test_bad_inputs_and_stations_outside_the_region(inputs: Inputs, tmp_path: Path) -> None:
+    cfg = _config(str(tmp_path / "store"))
+    with pytest.raises(InputError, match="format"):
+        ingest_stations(cfg, str(inputs.csv), fmt="netcdf")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="parquet"):
+        ingest_stations(cfg, str(inputs.csv), fmt="parquet")
+    with pytest.raises(InputError, match="qc_good"):
+        ingest_stations(cfg, str(inputs.csv), fmt="csv", qc=lambda h: h)
+    with pytest.raises(InputError, match="index"):
+        ingest_stations(cfg, str(inputs.csv), fmt="csv", qc=lambda h: _range_qc(h).iloc[:10].set_axis(np.arange(10) - 10))
+    hours = pd.date_range("2019-07-01", periods=48, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [("IN", 37.2, 115.2), ("OUT", 40.0, 115.2)]
+    frame = pd.DataFrame(
+        [(s, la, lo, 0, 10, t, 0.25) for s, la, lo in rows for t in hours],
+        columns=["station", "lat", "lon", "depth_from_cm", "depth_to_cm", "time", "sm"],
+    )
+    path = tmp_path / "two.csv"
+    frame.to_csv(path, index=False)
+    rep = ingest_stations(cfg, str(path), fmt="csv")
+    assert rep.stations == 2 and rep.stations_outside == ["two/OUT"]
+    assert rep.cells == 1 and rep.cell_days == 2 and rep.daily_rows == 4
+    assert any("outside the region" in i for i in rep.issues)
+    st = read_parquet(Store.from_url(cfg.store.root), STATIONS_RELPATH).set_index("station")
+    assert st.loc["OUT", "row"] == -1 and not st.loc["OUT", "in_region"]
+
+
+# ------------------------------------------------------------------ S3
+def test_ismn_and_csv_on_s3_give_the_same_daily_table(inputs: Inputs, s3_store: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    url, opts = s3_store
+    remote = Store.from_url(url, opts)
+    for name in inputs.pair:  # two stations keep it fast
+        local = inputs.ismn / "SYNTH" / name
+        for f in sorted(local.iterdir()):
+            remote.put_file(f, f"inputs/ismn/SYNTH/{name}/{f.name}")
+    pair_csv = tmp_path / "pair.csv"
+    _subset_csv(str(inputs.csv), pair_csv, inputs.pair)
+    remote.put_file(pair_csv, "inputs/pair.csv")
+
+    cfg_a, cfg_b = _config(f"{url}/a", opts), _config(f"{url}/b", opts)
+    rep_a = ingest_stations(cfg_a, f"{url}/inputs/ismn", fmt="ismn", read_options={"variables": ("sm",)})
+    rep_b = ingest_stations(cfg_b, f"{url}/inputs/pair.csv", fmt="csv", read_options={"network": "SYNTH"})
+    a = load_cell_daily(Store.from_url(cfg_a.store.root, opts))
+    b = load_cell_daily(Store.from_url(cfg_b.store.root, opts))
+    pd.testing.assert_frame_equal(_comparable(a), _comparable(b))
+    assert rep_a.stations == rep_b.stations == 2 and rep_a.cells == 1 and rep_a.cells_several_stations == 1
+    assert rep_a.hourly_rows == rep_b.hourly_rows and rep_a.gap_filled_days == rep_b.gap_filled_days
+    assert (a["n_stations"] <= 2).all() and (a["n_stations"] == 2).any()
+    # the same as the local ingest of the same files
+    local_cfg = _config(str(tmp_path / "local"))
+    local_ismn = tmp_path / "ismn"
+    for name in inputs.pair:
+        shutil.copytree(inputs.ismn / "SYNTH" / name, local_ismn / "SYNTH" / name)
+    ingest_stations(local_cfg, local_ismn, fmt="ismn", read_options={"variables": ("sm",)})
+    pd.testing.assert_frame_equal(_comparable(load_cell_daily(Store.from_url(local_cfg.store.root))), _comparable(a))
