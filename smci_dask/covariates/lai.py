@@ -100,7 +100,7 @@ from rasterio.warp import Resampling
 
 from smci_dask import conventions as cv
 from smci_dask.covariates.era5land import units_match
-from smci_dask.covariates.static import (
+from smci_dask.covariates.rasters import (
     RasterGeometry,
     choose_method,
     expand_paths,

@@ -2,6 +2,8 @@
 
 Readers return a :class:`StationData` (long observations, stations, sensors,
 issues); :func:`assign_layer` maps sensor depth ranges to the product layers.
+:mod:`~smci_dask.insitu.qc` flags hourly soil moisture with the ISMN automated
+checks of Dorigo et al. (2013) (:func:`apply_qc`, one ``flag_*`` per check).
 :mod:`~smci_dask.insitu.daily` turns hourly soil moisture into daily values
 per 1 km cell and layer (:func:`daily_means`, :func:`fill_gaps`,
 :func:`to_cells`); :mod:`~smci_dask.insitu.matching` matches them to
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from smci_dask.insitu.daily import daily_means, fill_gaps, load_cell_daily, to_cells
 from smci_dask.insitu.matching import apply_matching, era5_at_cells, era5_table, matching_stats
+from smci_dask.insitu.qc import ALL_CHECKS, apply_qc
 from smci_dask.insitu.readers import (
     OBSERVATION_COLUMNS,
     SENSOR_COLUMNS,
@@ -29,6 +32,8 @@ from smci_dask.insitu.readers_ismn import ISMN_VARIABLES, read_custom_metadata, 
 from smci_dask.insitu.readers_table import TABLE_COLUMNS, read_station_table
 
 __all__ = [
+    "ALL_CHECKS",
+    "apply_qc",
     "ISMN_VARIABLES",
     "OBSERVATION_COLUMNS",
     "SENSOR_COLUMNS",

@@ -1,0 +1,457 @@
+"""Dorigo et al. (2013) quality control: flagit's reference flags, the synthetic fault record, properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from smci_dask import conventions as cv
+from smci_dask.errors import InputError
+from smci_dask.insitu import qc, read_ismn
+from smci_dask.insitu.qc import (
+    ALL_CHECKS,
+    apply_qc,
+    build_qc_frame,
+    flag_C01,
+    flag_C02,
+    flag_C03,
+    flag_D01,
+    flag_D02,
+    flag_D03,
+    flag_D04,
+    flag_D05,
+    flag_D06,
+    flag_D07,
+    flag_D08,
+    flag_D09,
+    flag_D10,
+)
+from smci_dask.io import Store
+from smci_dask.synthetic.station_files import write_ismn
+from smci_dask.synthetic.stations import make_station_series
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+FLAGIT = DATA / "qc" / "flagit_test_dataframe.csv"
+assert FLAGIT.is_file(), f"reference data not found at {FLAGIT}: the tests need ../shared/data beside the repository"
+
+# ------------------------------------------------------------------ flagit reference
+#: flagit 0.3's flags on flagit_test_dataframe.csv: per code, runs [start, stop) of row positions among the 695
+#: rows that have soil moisture (file order; flagit drops the row of 2020-02-19 15:00, which has none). Rows in
+#: no run are flagit's 'G'. Made once, in a throw-away virtualenv (Python 3.11, flagit 0.3 from PyPI,
+#: pandas 2.2.3, numpy 2.2.6, scipy 1.15.3; flagit does not run with pandas 3), where flagit's own test suite
+#: (tests/test_flagit.py of its sdist) passes:
+#:     df = pd.read_csv(FLAGIT, index_col="utc", parse_dates=True)
+#:     out = flagit.Interface(data=df, sat_point=42.7, depth_from=0.09).run()
+#:     flags = out["qflag"]  # a set of codes per row
+#: then written out run by run. Data, not code: the implementation here shares no line with flagit.
+# fmt: off
+REFERENCE_RUNS: dict[str, list[tuple[int, int]]] = {
+    "C01": [(30, 31)],
+    "C02": [(70, 71)],
+    "C03": [(70, 71), (80, 100), (250, 296), (297, 308), (332, 342)],
+    "D01": [(0, 136)],
+    "D02": [
+        (0, 61), (63, 85), (86, 106), (123, 124), (241, 243), (284, 323), (357, 371), (378, 396),
+        (400, 489), (498, 514), (521, 540), (548, 549), (550, 561), (572, 590), (591, 598),
+    ],
+    "D03": [(0, 635)],
+    "D04": [
+        (70, 71), (80, 81), (124, 125), (129, 132), (133, 135), (136, 137), (142, 143), (149, 150), (151, 159),
+        (160, 161), (162, 163), (165, 166), (168, 169), (172, 173), (174, 175), (176, 177), (181, 205), (211, 212),
+        (214, 215), (216, 217), (223, 227), (231, 232), (269, 273), (344, 346), (491, 494), (537, 538), (605, 608),
+        (610, 611),
+    ],
+    "D05": [
+        (70, 71), (80, 81), (124, 125), (129, 132), (133, 135), (136, 137), (142, 143), (149, 150), (151, 154),
+        (269, 273), (344, 346), (491, 494), (537, 538), (605, 607),
+    ],
+    "D06": [(30, 31)],
+    "D07": [(40, 41), (100, 101)],
+    "D08": [(60, 61), (80, 81)],
+    "D09": [(40, 60)],
+    "D10": [(80, 100), (254, 272)],
+}
+# fmt: on
+REFERENCE_ROWS = 695
+#: The flags flagit's own test suite asserts for rows of the same file (positions as above), a second witness.
+FLAGIT_OWN_TESTS: dict[int, set[str]] = {
+    30: {"C01", "D01", "D02", "D03", "D06"},
+    40: {"D01", "D02", "D03", "D07", "D09"},
+    41: {"D01", "D02", "D03", "D09"},
+    62: {"D01", "D03"},
+    69: {"D01", "D02", "D03"},
+    70: {"C02", "C03", "D01", "D02", "D03", "D04", "D05"},
+    80: {"C03", "D01", "D02", "D03", "D04", "D05", "D08", "D10"},
+    99: {"C03", "D01", "D02", "D03", "D10"},
+    136: {"D03", "D04", "D05"},
+    636: set(),
+}
+#: The file's soil moisture is in % vol.; converted here the way the data are (x / 100), so that a reading equal to the
+#: saturation point (42.7 %) stays equal to it in m3/m3 (0.427 typed in would differ from 42.7 / 100 in the last bit).
+SATURATION_M3M3 = 42.7 / 100
+DEPTH_FROM_M = 0.09
+
+
+def _reference_matrix() -> pd.DataFrame:
+    out = pd.DataFrame(False, index=pd.RangeIndex(REFERENCE_ROWS), columns=list(ALL_CHECKS))
+    for code, runs in REFERENCE_RUNS.items():
+        for a, b in runs:
+            out.loc[a : b - 1, code] = True
+    return out
+
+
+@pytest.fixture(scope="module")
+def flagit_file() -> pd.DataFrame:
+    return pd.read_csv(FLAGIT, parse_dates=["utc"])
+
+
+@pytest.fixture(scope="module")
+def flagit_frame(flagit_file: pd.DataFrame) -> pd.DataFrame:
+    """The file as a wide QC frame (m3/m3), gridded GLDAS columns as the gridded ancillary data."""
+    df = flagit_file
+    return pd.DataFrame(
+        {
+            "station_id": "flagit",
+            "depth_from_m": DEPTH_FROM_M,
+            "depth_to_m": DEPTH_FROM_M,
+            "time": df["utc"],
+            "sm": df["soil_moisture"] / 100,
+            "soil_temperature": df["soil_temperature"],
+            "air_temperature": df["air_temperature"],
+            "precipitation": df["precipitation"],
+            "grid_soil_temperature": df["gldas_soil_temperature"],
+            "grid_precipitation": df["gldas_precipitation"],
+        }
+    )
+
+
+def test_reference_fixture_is_consistent_with_flagits_own_tests() -> None:
+    ref = _reference_matrix()
+    for row, codes in FLAGIT_OWN_TESTS.items():
+        assert set(ref.columns[ref.loc[row]]) == codes, row
+
+
+@pytest.mark.parametrize("outside_runs", [False, True])
+def test_apply_qc_matches_flagit_on_every_row(flagit_frame: pd.DataFrame, outside_runs: bool) -> None:
+    out = apply_qc(flagit_frame, saturation=SATURATION_M3M3, d10_outside_runs=outside_runs)
+    assert len(out) == REFERENCE_ROWS + 1 and out.index.equals(flagit_frame.index)
+    missing = out["sm"].isna()
+    assert missing.sum() == 1 and out.loc[missing, "qc_flags"].iloc[0] == "" and not out.loc[missing, "qc_good"].iloc[0]
+    mine = out.loc[~missing, list(ALL_CHECKS)].reset_index(drop=True)
+    ref = _reference_matrix()
+    # check by check: every row agrees (the report quotes these counts)
+    for code in ALL_CHECKS:
+        differ = np.flatnonzero(mine[code].to_numpy() != ref[code].to_numpy())
+        assert differ.size == 0, f"{code}: rows {differ[:10]} differ (flagit flags {int(ref[code].sum())}, we flag {int(mine[code].sum())})"
+    expected = ref.apply(lambda r: ",".join(c for c in ALL_CHECKS if r[c]), axis=1)
+    assert (out.loc[~missing, "qc_flags"].astype(str).to_numpy() == expected.to_numpy()).all()
+    assert int(out["qc_good"].sum()) == 60  # flagit's 'G' rows
+
+
+def test_flag_functions_match_flagit(flagit_file: pd.DataFrame) -> None:
+    """The single-series ``flag_*`` functions on the regular hourly series (% vol.) give flagit's flags too."""
+    df = flagit_file
+    sm = df["soil_moisture"]
+    units = "percent"
+    ours = {
+        "C01": flag_C01(sm, units=units),
+        "C02": flag_C02(sm, units=units),
+        "C03": flag_C03(sm, 42.7, units=units),
+        "D01": flag_D01(df["soil_temperature"]),
+        "D02": flag_D02(df["air_temperature"]),
+        "D03": flag_D03(df["gldas_soil_temperature"]),
+        "D04": flag_D04(sm, df["precipitation"], depth_from_m=DEPTH_FROM_M, units=units),
+        "D05": flag_D05(sm, df["gldas_precipitation"], depth_from_m=DEPTH_FROM_M, units=units),
+        "D06": flag_D06(sm, units=units),
+        "D07": flag_D07(sm, units=units),
+        "D08": flag_D08(sm, units=units),
+        "D09": flag_D09(sm, units=units),
+        "D10": flag_D10(sm, units=units),
+    }
+    ref = _reference_matrix()
+    keep = sm.notna().to_numpy()
+    for code, flags in ours.items():
+        assert isinstance(flags, pd.Series) and flags.index.equals(sm.index) and flags.dtype == bool
+        np.testing.assert_array_equal(flags.to_numpy()[keep], ref[code].to_numpy(), err_msg=code)
+    # m3/m3 in, numpy in: same flags, numpy out
+    d06 = flag_D06(sm.to_numpy() / 100)
+    assert isinstance(d06, np.ndarray)
+    np.testing.assert_array_equal(d06[keep], ref["D06"].to_numpy())
+
+
+# ------------------------------------------------------------------ synthetic truth
+N_DAYS = 120
+SEED = 11
+
+
+def _fake_world() -> tuple[pd.DataFrame, np.ndarray, pd.DatetimeIndex, np.ndarray, np.ndarray, np.ndarray]:
+    """Three stations, 120 days: a simple bucket model as truth, two cold weeks at the start, then a spring warming."""
+    rng = np.random.default_rng(SEED)
+    days = pd.date_range("2019-03-01", periods=N_DAYS, freq="D")
+    n_st, n_h = 3, 24 * N_DAYS
+    stations = pd.DataFrame(
+        {
+            "station": ["SYN0001", "SYN0002", "SYN0003"],
+            "network": "SYNTH",
+            "lat": [30.1, 35.2, 40.3],
+            "lon": [100.0, 110.0, 120.0],
+            "elevation": [500.0, 300.0, 50.0],
+            "depths": [[10, 20, 40, 100], list(cv.DEPTHS_CM), [10, 30, 60]],
+            "sensor": ["ThetaProbe-ML2X", "FDR-CMA", "ThetaProbe-ML2X"],
+            "saturation": [0.45, 0.5, 0.42],
+            "landcover": [10, 12, 10],
+            "climate_zone": ["Dwa", "Dwb", "BSk"],
+            "sand": [40.0, 30.0, 60.0],
+            "silt": [40.0, 40.0, 25.0],
+            "clay": [20.0, 30.0, 15.0],
+        }
+    )
+    rain = (rng.random((n_h, n_st)) < 0.015) * rng.exponential(4.0, (n_h, n_st))
+    daily_rain = rain.reshape(N_DAYS, 24, n_st).sum(axis=1)
+    truth = np.zeros((N_DAYS, len(cv.DEPTHS_CM), n_st))
+    s = np.array([0.2, 0.3, 0.25])
+    layers = np.arange(len(cv.DEPTHS_CM))[:, None]
+    for d in range(N_DAYS):
+        s = np.clip(s + 0.003 * daily_rain[d] - 0.01 * (s - 0.05), 0.05, 0.42)
+        truth[d] = s[None, :] * (1 - 0.03 * layers) + 0.01 * layers
+    hours = np.arange(n_h)
+    base = -2.0 + 16.0 * hours / n_h
+    diurnal = np.sin(2 * np.pi * (hours - 9) / 24)
+    soil_t = base[:, None] + 2.0 * diurnal[:, None] + rng.normal(0, 0.2, (n_h, n_st))
+    air_t = base[:, None] + 1.0 + 5.0 * diurnal[:, None] + rng.normal(0, 0.5, (n_h, n_st))
+    return stations, truth, days, soil_t, air_t, rain
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    out: pd.DataFrame  # apply_qc of the ISMN files as read back
+    faults: pd.DataFrame  # the fault record of make_station_series
+    readings: pd.DataFrame  # the sensor readings of make_station_series (wide)
+    observations: pd.DataFrame  # the readers' long table
+    ancillary: pd.DataFrame  # gridded soil temperature and precipitation per station
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Synthetic:
+    """The fake world through make_station_series -> ISMN files -> read_ismn -> apply_qc."""
+    stations, truth, days, soil_t, air_t, rain = _fake_world()
+    obs, faults = make_station_series(stations, truth, days, soil_t, air_t, rain, SEED)
+    store = Store.from_url(tmp_path_factory.mktemp("qc") / "store")
+    write_ismn(obs, stations, store, "ismn")
+    data = read_ismn(store.join("ismn"))
+    saturation = data.stations.set_index("station_id")["saturation_0_30cm"]
+    # gridded ancillary as ERA5-Land would give it at the stations' cells: smoother, biased versions of the forcing
+    hours = pd.date_range(days[0], periods=soil_t.shape[0], freq="h")
+    ancillary = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "station_id": f"SYNTH/{name}",
+                    "time": hours,
+                    "grid_soil_temperature": pd.Series(soil_t[:, i]).rolling(6, min_periods=1).mean().to_numpy() + 0.5,
+                    "grid_precipitation": pd.Series(rain[:, i]).rolling(3, min_periods=1).mean().to_numpy(),
+                }
+            )
+            for i, name in enumerate(stations["station"])
+        ],
+        ignore_index=True,
+    )
+    out = apply_qc(data.observations, saturation=saturation, ancillary=ancillary)
+    return Synthetic(out, faults, obs, data.observations, ancillary)
+
+
+def _scored(out: pd.DataFrame, faults: pd.DataFrame) -> pd.DataFrame:
+    """QC result with the injected fault of each row ('clean' where none)."""
+    key = ["station", "depth_cm", "time"]
+    res = out.assign(station=out["station"].astype(str), depth_cm=(out["depth_from_m"] * 100).round().astype(int))
+    f = faults.assign(station=faults["station"].astype(str), depth_cm=faults["depth_cm"].astype(int))[[*key, "fault"]]
+    res = res.merge(f.assign(fault=f["fault"].astype(str)), on=key, how="left", validate="one_to_one")
+    res["fault"] = res["fault"].fillna("clean")
+    return res
+
+
+def test_qc_against_the_synthetic_fault_record(synthetic: Synthetic) -> None:
+    out, faults, obs = synthetic.out, synthetic.faults, synthetic.readings
+    assert len(out) == len(obs)  # every reading written came back and was checked (gaps are absent rows)
+    res = _scored(out, faults)
+    assert set(res["fault"]) == {"clean", "frozen", "break", "saturation_plateau", "low_plateau", "spike", "negative", "above_0.6"}
+    recall = res.groupby("fault")["qc_good"].apply(lambda g: float((~g).mean()))
+    # Measured with SEED, share of each fault's rows flagged by any check (the temperature checks included: a
+    # reading flagged for frozen air is dropped all the same): negative 1.0, above_0.6 1.0, frozen 1.0,
+    # saturation_plateau 1.0, spike 0.70, low_plateau 0.61, break 0.12. Breaks: Dorigo's D07/D08 mark the step
+    # (one hour), not the shifted days after it, which the record counts as faulty; a quarter of the break steps
+    # in or out carry D07/D08 (_break_events_found). Spikes and drops are missed where the synthetic sensor noise
+    # (0.01 m3/m3 an hour) breaks Eq. 5 (0.8 < |f''(t-1)/f''(t+1)| < 1.2) or Eq. 9 (|f''(t-1)/f''(t)| = 1 to 0.1):
+    # a property of the method on noisy hourly data, not of this implementation (flagit gives the same flags on
+    # these series). The bounds below leave a margin under the measured values.
+    assert recall["negative"] == 1.0 and recall["above_0.6"] == 1.0  # C01 / C02 are exact thresholds
+    assert res.loc[res["fault"] == "negative", "C01"].all() and res.loc[res["fault"] == "above_0.6", "C02"].all()
+    assert recall["frozen"] == 1.0 and res.loc[res["fault"] == "frozen", "D01"].all()  # soil temperature < 0 C at the sensor
+    assert recall["saturation_plateau"] == 1.0 and res.loc[res["fault"] == "saturation_plateau", "D10"].all()
+    assert recall["spike"] >= 0.6 and res.loc[res["fault"] == "spike", "D06"].mean() >= 0.6
+    assert res.loc[res["fault"] == "low_plateau", "D09"].mean() >= 0.5  # D09 needs the D07 drop that starts it
+    assert _break_events_found(res) >= 0.2
+    # false alarms: clean readings at hours when the soil (in situ and gridded) and the air are above freezing,
+    # i.e. where D01-D03 are silent (measured 0.08 %: D06-D08 on the reading after a fault ends, e.g. the step
+    # back from a low plateau); the issue asks for under 2 %
+    warm = (res["soil_temperature"] >= 0) & (res["air_temperature"] >= 0) & (res["grid_soil_temperature"] >= 0)
+    clean = res[(res["fault"] == "clean") & warm]
+    assert len(clean) > 0.6 * len(res)
+    assert (~clean["qc_good"]).mean() < 0.005
+
+
+def _break_events_found(res: pd.DataFrame) -> float:
+    """Share of break events (runs of 'break' rows) whose step in (first hour) or out (the hour after) is D07 or D08."""
+    res = res.sort_values(["station", "depth_cm", "time"]).reset_index(drop=True)
+    is_break = (res["fault"] == "break").to_numpy()
+    same = (res["station"].to_numpy()[1:] == res["station"].to_numpy()[:-1]) & (
+        res["depth_cm"].to_numpy()[1:] == res["depth_cm"].to_numpy()[:-1]
+    )
+    starts = np.flatnonzero(is_break & ~np.r_[False, is_break[:-1] & same])
+    ends = np.flatnonzero(is_break & ~np.r_[is_break[1:] & same, False])
+    step = (res["D07"] | res["D08"]).to_numpy()
+    found = [step[a] or (b + 1 < len(res) and step[b + 1]) for a, b in zip(starts, ends, strict=True)]
+    return float(np.mean(found)) if found else 1.0
+
+
+def test_ancillary_joins_of_the_long_table(synthetic: Synthetic) -> None:
+    out, obs = synthetic.out, synthetic.readings
+    frame = build_qc_frame(synthetic.observations, ancillary=synthetic.ancillary)
+    pd.testing.assert_frame_equal(frame, out[frame.columns])
+    key = ["station", "depth_cm", "time"]
+    res = out.assign(station=out["station"].astype(str), depth_cm=(out["depth_from_m"] * 100).round().astype(int))
+    both = res.merge(obs.assign(station=obs["station"].astype(str)), on=key, suffixes=("", "_truth"))
+    assert len(both) == len(out)
+    np.testing.assert_allclose(both["sm"], both["sm_truth"], atol=1e-9)
+    np.testing.assert_allclose(both["soil_temperature"], both["soil_temperature_truth"], atol=1e-6)  # same depth
+    np.testing.assert_allclose(both["air_temperature"], both["air_temperature_truth"], atol=1e-6)
+    np.testing.assert_allclose(both["precipitation"], both["precipitation_truth"], atol=1e-6)
+    assert out["grid_soil_temperature"].notna().all() and out["grid_precipitation"].notna().all()
+    # D01 <=> in-situ soil temperature below zero, D03 <=> the gridded one
+    np.testing.assert_array_equal(out["D01"], out["soil_temperature"] < 0)
+    np.testing.assert_array_equal(out["D03"], out["grid_soil_temperature"] < 0)
+    # D04 / D05 apply to sensors above 0.1 m only: these sensors are all at 0.1 m or deeper
+    assert not out["D04"].any() and not out["D05"].any()
+
+
+def test_many_series_at_once_equal_one_at_a_time(synthetic: Synthetic) -> None:
+    """The flat multi-series layout leaks nothing between series: each series alone gets the same flags."""
+    out = synthetic.out
+    for (station, depth), g in out.groupby(["station_id", "depth_from_m"], observed=True):
+        hourly = g.set_index("time")["sm"].asfreq("h")  # the regular grid, gaps as NaN
+        rows = hourly.index.get_indexer(g["time"])
+        for code, fn in (("D06", flag_D06), ("D07", flag_D07), ("D08", flag_D08), ("D09", flag_D09), ("D10", flag_D10)):
+            alone = np.asarray(fn(hourly.to_numpy()))[rows]
+            np.testing.assert_array_equal(alone, g[code].to_numpy(), err_msg=f"{station} {depth} {code}")
+
+
+def test_batches_do_not_change_the_flags(synthetic: Synthetic) -> None:
+    out = synthetic.out
+    frame = out[["station_id", "depth_from_m", "depth_to_m", "sensor", "time", "sm"]]
+    a = apply_qc(frame, batch_elements=10)  # one series per batch
+    b = apply_qc(frame, batch_elements=10**9)  # all in one
+    pd.testing.assert_frame_equal(a, b)
+    # without ancillary data the checks that need it flag nothing
+    assert not a[["C03", "D01", "D02", "D03", "D04", "D05"]].to_numpy().any()
+    np.testing.assert_array_equal(a["D06"], out["D06"])
+
+
+# ------------------------------------------------------------------ input errors and options
+def test_bad_inputs() -> None:
+    t = pd.date_range("2020-01-01", periods=3, freq="h")
+    with pytest.raises(InputError, match="share an hour"):
+        apply_qc(pd.DataFrame({"time": [t[0], t[0] + pd.Timedelta("20min"), t[1]], "sm": [0.2, 0.2, 0.2]}))
+    with pytest.raises(InputError, match="'sm'"):
+        apply_qc(pd.DataFrame({"time": t, "soil_moisture": [0.2] * 3}))
+    with pytest.raises(InputError, match="not dates"):
+        apply_qc(pd.DataFrame({"time": ["yesterday", "today", "now"], "sm": [0.2] * 3}))
+    with pytest.raises(ValueError, match="unknown QC checks"):
+        apply_qc(pd.DataFrame({"time": t, "sm": [0.2] * 3}), checks=["C01", "X99"])
+    with pytest.raises(InputError, match="ancillary"):
+        apply_qc(pd.DataFrame({"time": t, "sm": [0.2] * 3}), ancillary=pd.DataFrame({"time": t}))
+
+
+def test_checks_subset_saturation_per_station_and_tz_aware_times() -> None:
+    t = pd.date_range("2020-01-01", periods=4, freq="h", tz="Asia/Shanghai")
+    frame = pd.DataFrame({"station_id": ["a"] * 4 + ["b"] * 4, "time": list(t) * 2, "sm": [0.3, 0.5, -0.1, 0.7] * 2})
+    out = apply_qc(frame, saturation={"a": 0.4}, checks=["C03", "C01", "C02"])
+    assert [c for c in out.columns if c in ALL_CHECKS] == ["C01", "C02", "C03"]
+    assert out["qc_flags"].astype(str).tolist() == ["", "C03", "C01", "C02,C03", "", "", "C01", "C02"]
+    assert out["qc_good"].tolist() == [True, False, False, False, True, True, False, False]
+    assert isinstance(out["qc_flags"].dtype, pd.CategoricalDtype)
+    # the input is not modified
+    assert list(frame.columns) == ["station_id", "time", "sm"]
+
+
+def test_rain_threshold_by_depth() -> None:
+    assert qc.rain_threshold_mm(None) == qc.rain_threshold_mm(0.0) == 0.2
+    assert qc.rain_threshold_mm(0.09) == pytest.approx(2.25)
+    assert qc.rain_threshold_mm(0.1) is None and qc.rain_threshold_mm(0.5) is None
+
+
+# ------------------------------------------------------------------ properties
+_values = arrays(np.float64, st.integers(1, 200), elements=st.floats(-1.0, 2.0) | st.just(np.nan))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sm=_values, sat=st.floats(0.05, 0.9))
+def test_range_checks_flag_exactly_the_values_beyond(sm: np.ndarray, sat: float) -> None:
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(flag_C01(sm), sm < 0)
+        np.testing.assert_array_equal(flag_C02(sm), sm > 0.6)
+        np.testing.assert_array_equal(flag_C03(sm, sat), sm > sat)
+        np.testing.assert_array_equal(flag_C02(sm * 100, units="percent"), sm * 100 > 60)
+    assert not flag_C03(sm, None).any()
+    frame = pd.DataFrame({"time": pd.date_range("2020-01-01", periods=sm.size, freq="h"), "sm": sm})
+    out = apply_qc(frame, saturation=sat, checks=["C01", "C02", "C03"])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(out["C03"], sm > sat)
+        np.testing.assert_array_equal(out["qc_good"], (sm >= 0) & (sm <= min(0.6, sat)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    level=st.floats(0.2, 0.55),
+    hours=st.integers(12, 150),
+    before=st.integers(13, 60),
+    after=st.integers(25, 60),
+    low=st.floats(0.3, 0.7),
+    swing=st.floats(0.05, 0.2),
+)
+def test_a_high_constant_plateau_is_flagged_d10(level: float, hours: int, before: int, after: int, low: float, swing: float) -> None:
+    """A constant stretch at the series' highest level, at least the 12 h window long, entered by a rise and left
+    by a fall, is a saturated plateau: exactly its hours are flagged D10. Around it the readings alternate
+    between ``low`` and ``low + swing`` times the plateau level (at least 1 % vol. apart: no low-variance run)."""
+    wiggle = np.where(np.arange(max(before, after)) % 2 == 0, low, low + swing)
+    sm = np.r_[level * wiggle[:before], np.full(hours, level), level * wiggle[:after]]
+    flags = flag_D10(sm)
+    expected = np.zeros(sm.size, dtype=bool)
+    expected[before : before + hours] = True
+    np.testing.assert_array_equal(flags, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sm=arrays(np.float64, st.integers(2, 300), elements=st.floats(0.0, 0.6)), gaps=st.integers(0, 10), seed=st.integers(0, 2**16))
+def test_falling_moisture_without_rain_is_never_d04(sm: np.ndarray, gaps: int, seed: int) -> None:
+    falling = np.sort(sm)[::-1].copy()
+    falling[np.random.default_rng(seed).integers(0, falling.size, gaps)] = np.nan
+    no_rain = np.zeros(falling.size)
+    assert not flag_D04(falling, no_rain, depth_from_m=0.05).any()
+    assert not flag_D05(falling, no_rain).any()
+
+
+def test_a_rise_without_rain_is_d04_and_with_rain_is_not() -> None:
+    sm = np.r_[np.full(30, 0.2), np.linspace(0.2, 0.3, 10), np.full(10, 0.3)]
+    dry = flag_D04(sm, np.zeros(sm.size))
+    assert dry[30:40].any() and not dry[:30].any()
+    wet = np.zeros(sm.size)
+    wet[29] = 5.0  # 5 mm in the hour before the rise: more than 0.2 mm in the 24 h before each hour of it
+    assert not flag_D04(sm, wet).any()
+    assert not flag_D04(sm, np.zeros(sm.size), depth_from_m=0.2).any()  # deeper sensors are not checked
