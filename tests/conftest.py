@@ -161,3 +161,68 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[st
 
 #: The seed of the session's synthetic world.
 TEST_SEED = 20220101
+
+
+#: The tiny world's ERA5-Land files -> the daily cube (argv: store root, JSON list of files); run in its own process.
+_ERA5_INGEST = """
+import json, sys
+from smci_dask.grid import grid_for
+from smci_dask.io import Store
+root, files = sys.argv[1], json.loads(sys.argv[2])
+try:
+    from smci_dask.pipeline.ingest import ingest_era5land
+except ImportError:  # the pipeline wiring is not there: the covariate functions do the same
+    from smci_dask.covariates import daily_from_hourly, open_era5land_hourly, subset_to_grid, write_era5land_daily
+    daily, _ = daily_from_hourly(subset_to_grid(open_era5land_hourly(files), grid_for("tiny")))
+    write_era5land_daily(daily, Store.from_url(root), "covariates/era5land")
+else:
+    from smci_dask.config import Config, RegionConfig, StoreConfig
+    ingest_era5land(Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=root)), files, store=Store.from_url(root))
+"""
+
+
+def _qc_with_saturation(hourly: Any, stations: Any) -> Any:
+    """The ISMN checks (``insitu.qc.apply_qc``) with each station's saturation point (its 0-30 cm value, m3/m3)."""
+    from smci_dask.insitu.qc import apply_qc
+
+    column = next((c for c in ("saturation", "saturation_0_30cm") if c in stations.columns), None)
+    saturation = stations.drop_duplicates("station_id").set_index("station_id")[column] if column else None
+    return apply_qc(hourly, saturation=saturation)
+
+
+@pytest.fixture(scope="session")
+def tiny_stores(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Any]]:
+    """The tiny world's covariates and station targets ingested once: ``(store, info)``.
+
+    The store holds ``covariates/era5land`` (every month), ``covariates/lai``,
+    ``covariates/static``, and ``insitu/*`` from the ISMN files with QC and
+    matched targets. ``info``: ``config`` (a :class:`~smci_dask.config.Config`
+    for the store), ``grid``, ``world`` (the world's store) and ``manifest``.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from smci_dask.config import Config, RegionConfig, StoreConfig
+    from smci_dask.covariates import ingest_lai, ingest_static
+    from smci_dask.grid import grid_for
+    from smci_dask.pipeline.stations import ingest_stations, match_targets
+
+    world, manifest = tiny_world
+    root = tmp_path_factory.mktemp("tiny-stores")
+    cfg = Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=str(root)))
+    store = Store.from_url(str(root))
+    grid = grid_for("tiny")
+    era5_files = [world.join(p) for p in manifest["files"]["era5land"]]
+
+    # ERA5-Land runs in a second process beside the station ingest (both are CPU-bound Python: threads would not overlap)
+    era5 = subprocess.Popen([sys.executable, "-c", _ERA5_INGEST, str(root), json.dumps(era5_files)], stderr=subprocess.PIPE, text=True)
+    try:
+        ingest_stations(cfg, world.join("stations/ismn"), fmt="ismn", store=store, qc=_qc_with_saturation)
+        ingest_lai([world.join(p) for p in manifest["files"]["lai"]], store, grid)
+        ingest_static([world.join(p) for p in manifest["files"]["static"]], store, grid)
+    finally:
+        _, err = era5.communicate()
+    assert era5.returncode == 0, f"ERA5-Land ingest failed:\n{err}"
+    match_targets(cfg, store)
+    return store, {"config": cfg, "grid": grid, "world": world, "manifest": manifest}
