@@ -166,18 +166,11 @@ TEST_SEED = 20220101
 #: The tiny world's ERA5-Land files -> the daily cube (argv: store root, JSON list of files); run in its own process.
 _ERA5_INGEST = """
 import json, sys
-from smci_dask.grid import grid_for
+from smci_dask.config import Config, RegionConfig, StoreConfig
 from smci_dask.io import Store
+from smci_dask.pipeline.ingest import ingest_era5land
 root, files = sys.argv[1], json.loads(sys.argv[2])
-try:
-    from smci_dask.pipeline.ingest import ingest_era5land
-except ImportError:  # the pipeline wiring is not there: the covariate functions do the same
-    from smci_dask.covariates import daily_from_hourly, open_era5land_hourly, subset_to_grid, write_era5land_daily
-    daily, _ = daily_from_hourly(subset_to_grid(open_era5land_hourly(files), grid_for("tiny")))
-    write_era5land_daily(daily, Store.from_url(root), "covariates/era5land")
-else:
-    from smci_dask.config import Config, RegionConfig, StoreConfig
-    ingest_era5land(Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=root)), files, store=Store.from_url(root))
+ingest_era5land(Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=root)), files, store=Store.from_url(root))
 """
 
 

@@ -62,11 +62,12 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     \b
     Stages, in data-flow order:
       synth      write the synthetic world (inputs in real formats + truth)
+      ingest     raw covariate files -> covariate stores (ingest era5land)
       demo       synthetic world + every stage that exists, on a local cluster
       config     show the effective settings
       cluster    start/connect the configured cluster and describe it
 
-    Start with `smci demo --region tiny` (a minute) or `smci demo` (small region).
+    Start with `smci demo --region tiny` (about two minutes) or `smci demo` (small region).
     """
     ctx.obj = _State(config_path, debug)
 
@@ -218,6 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="smci")
 
+
+from smci_dask.cli.ingest import ingest_group  # noqa: E402 - registered after the group exists
+
+cli.add_command(ingest_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

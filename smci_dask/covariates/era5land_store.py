@@ -20,8 +20,12 @@ from smci_dask.errors import InputError
 from smci_dask.io import Store, open_zarr, write_zarr, zarr_exists
 
 # ------------------------------------------------------------------ the daily store
-#: Days per Zarr chunk along time in ``covariates/era5land`` (a default until the chunking benchmark decides).
+#: Days per Zarr chunk along time in ``covariates/era5land``: one inference time block (inference.time_block).
+#: Chosen by benchmarks/bench_era5_chunks.py (see benchmarks/README.md).
 DAILY_TIME_CHUNK = 32
+#: Coarse cells per Zarr chunk along lat and lon (64 x 64 x 32 days = 0.5 MB per variable): an inference tile's
+#: 43 x 43-cell footprint reads at most 2 x 2 chunks instead of the whole region. Chosen by the same benchmark.
+DAILY_SPACE_CHUNK = 64
 #: Root attribute listing the complete days of the store as ``[[first, last], ...]`` ISO date ranges.
 COMPLETE_DAYS_ATTR = "complete_days"
 
@@ -125,7 +129,7 @@ def write_era5land_daily(
     *,
     origin: str | pd.Timestamp | None = None,
     time_chunk: int = DAILY_TIME_CHUNK,
-    space_chunk: int | None = None,
+    space_chunk: int | None = DAILY_SPACE_CHUNK,
 ) -> DailyWriteReport:
     """Write daily ERA5-Land covariates into the Zarr cube at ``relpath``: template first, then whole chunks.
 
@@ -159,8 +163,8 @@ def write_era5land_daily(
     time_chunk : int
         Days per chunk when the store is created.
     space_chunk : int, optional
-        Cells per chunk along lat and lon when the store is created (default:
-        the whole region).
+        Cells per chunk along lat and lon when the store is created (default
+        :data:`DAILY_SPACE_CHUNK`; ``None``: the whole region).
 
     Returns
     -------

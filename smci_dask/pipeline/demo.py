@@ -43,6 +43,7 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
         seed = cfg.synthetic.seed if seed is None else seed
         inputs = root.child(INPUTS)
         manifest = _existing_world(inputs, region=region, years=years, seed=seed)
+        fresh = manifest is None
         if manifest is not None:
             echo(f"[synth] the synthetic world '{region}' in {inputs.url} is up to date (same region, years, seed): kept")
         else:
@@ -50,7 +51,35 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
             manifest = make_world(inputs, region=region, years=years, seed=seed, progress=lambda m: echo(f"[synth]   {m}"))
         timings["synth"] = time.perf_counter() - t0
 
-    return _summary(root.url, manifest, timings)
+        t0 = time.perf_counter()
+        counts = _ingest_era5land(cfg, root, inputs, echo, fresh=fresh)
+        timings["ingest era5land"] = time.perf_counter() - t0
+
+    return _summary(root.url, manifest, timings, counts)
+
+
+def _ingest_era5land(cfg: Config, root: Store, inputs: Store, echo: Echo, *, fresh: bool) -> dict[str, Any]:
+    """The world's hourly ERA5-Land files -> STORE/covariates/era5land; the report's counts.
+
+    A freshly written world replaces the cube of an earlier one (its days
+    would otherwise be skipped as already present).
+    """
+    from smci_dask.pipeline.ingest import ERA5LAND_RELPATH, STATE_SUFFIX, ingest_era5land
+    from smci_dask.synthetic.world import ERA5_DIR
+
+    if fresh:
+        root.rm(ERA5LAND_RELPATH)
+        root.rm(ERA5LAND_RELPATH + STATE_SUFFIX)
+    source = inputs.url_of(ERA5_DIR) + "/*.nc"
+    echo(f"[ingest] ERA5-Land {source} -> {root.url_of(ERA5LAND_RELPATH)}")
+    report = ingest_era5land(cfg, [source], store=root, progress=lambda m: echo(f"[ingest]   {m}"))
+    for day, reason in sorted(report.held_back.items()):
+        echo(f"[ingest]   held back {day:%Y-%m-%d}: {reason}")
+    return {
+        "era5land days written": len(report.written),
+        "era5land days skipped": len(report.skipped),
+        "era5land days held back": len(report.held_back),
+    }
 
 
 def _existing_world(inputs: Store, *, region: str, years: tuple[int, int], seed: int) -> dict[str, Any] | None:
@@ -68,12 +97,12 @@ def _existing_world(inputs: Store, *, region: str, years: tuple[int, int], seed:
     return m if same else None
 
 
-def _summary(root_url: str, manifest: dict[str, Any], timings: dict[str, float]) -> str:
+def _summary(root_url: str, manifest: dict[str, Any], timings: dict[str, float], counts: dict[str, Any] | None = None) -> str:
     lines = ["", "smci demo summary", "-----------------", f"store: {root_url}"]
     lines.append("data:")
-    lines += [f"  {k:<24} {v}" for k, v in manifest.get("counts", {}).items()]
+    lines += [f"  {k:<24} {v}" for k, v in {**manifest.get("counts", {}), **(counts or {})}.items()]
     lines.append("wall time per stage:")
     lines += [f"  {k:<24} {v:7.1f} s" for k, v in timings.items()]
     lines.append(f"  {'total':<24} {sum(timings.values()):7.1f} s")
-    lines.append("stages not built yet: ingest, qc/targets, table, search, evaluate, predict, products, report")
+    lines.append("stages not built yet: ingest lai/static, qc/targets, table, search, evaluate, predict, products, report")
     return "\n".join(lines)
