@@ -174,15 +174,6 @@ ingest_era5land(Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=
 """
 
 
-def _qc_with_saturation(hourly: Any, stations: Any) -> Any:
-    """The ISMN checks (``insitu.qc.apply_qc``) with each station's saturation point (its 0-30 cm value, m3/m3)."""
-    from smci_dask.insitu.qc import apply_qc
-
-    column = next((c for c in ("saturation", "saturation_0_30cm") if c in stations.columns), None)
-    saturation = stations.drop_duplicates("station_id").set_index("station_id")[column] if column else None
-    return apply_qc(hourly, saturation=saturation)
-
-
 @pytest.fixture(scope="session")
 def tiny_stores(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Any]]:
     """The tiny world's covariates and station targets ingested once: ``(store, info)``.
@@ -199,7 +190,7 @@ def tiny_stores(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pyte
     from smci_dask.config import Config, RegionConfig, StoreConfig
     from smci_dask.covariates import ingest_lai, ingest_static
     from smci_dask.grid import grid_for
-    from smci_dask.pipeline.stations import ingest_stations, match_targets
+    from smci_dask.pipeline.stations import ingest_stations, match_targets, qc_with_saturation
 
     world, manifest = tiny_world
     root = tmp_path_factory.mktemp("tiny-stores")
@@ -211,7 +202,7 @@ def tiny_stores(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pyte
     # ERA5-Land runs in a second process beside the station ingest (both are CPU-bound Python: threads would not overlap)
     era5 = subprocess.Popen([sys.executable, "-c", _ERA5_INGEST, str(root), json.dumps(era5_files)], stderr=subprocess.PIPE, text=True)
     try:
-        ingest_stations(cfg, world.join("stations/ismn"), fmt="ismn", store=store, qc=_qc_with_saturation)
+        ingest_stations(cfg, world.join("stations/ismn"), fmt="ismn", store=store, qc=qc_with_saturation)
         ingest_lai([world.join(p) for p in manifest["files"]["lai"]], store, grid)
         ingest_static([world.join(p) for p in manifest["files"]["static"]], store, grid)
     finally:

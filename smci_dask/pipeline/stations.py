@@ -436,3 +436,17 @@ def match_targets(
     )
     say(report.summary())
     return report
+
+
+def qc_with_saturation(hourly: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFrame:
+    """The ISMN automated checks (:func:`smci_dask.insitu.qc.apply_qc`) with each station's saturation point.
+
+    The saturation point (m3/m3) is the station table's ``saturation`` (or the
+    ISMN static file's ``saturation_0_30cm``); stations without one get no C03.
+    This is the QC hook :func:`ingest_stations` uses from the CLI and the demo.
+    """
+    from smci_dask.insitu.qc import apply_qc
+
+    column = next((c for c in ("saturation", "saturation_0_30cm") if c in stations.columns), None)
+    saturation = stations.drop_duplicates("station_id").set_index("station_id")[column] if column else None
+    return apply_qc(hourly, saturation=saturation)
