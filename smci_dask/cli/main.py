@@ -62,7 +62,7 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     \b
     Stages, in data-flow order:
       synth      write the synthetic world (inputs in real formats + truth)
-      ingest     raw covariate files -> covariate stores (ingest era5land)
+      ingest     raw files -> stores: era5land, lai, static (covariates) and stations (QC, daily targets)
       demo       synthetic world + every stage that exists, on a local cluster
       config     show the effective settings
       cluster    start/connect the configured cluster and describe it
