@@ -117,6 +117,19 @@ STATIC_VARS: Final[dict[str, str]] = {
     "climate_zone": "1",  # Koppen-Geiger class code
 }
 
+#: Long names of the static layers.
+STATIC_LONG_NAMES: Final[dict[str, str]] = {
+    "elevation": "Elevation above sea level",
+    "landcover": "Land cover class (IGBP, MODIS MCD12Q1 LC_Type1)",
+    "sand": "Sand fraction of the fine earth",
+    "silt": "Silt fraction of the fine earth",
+    "clay": "Clay fraction of the fine earth",
+    "porosity": "Porosity (saturated volumetric water content)",
+    "bulk_density": "Dry bulk density of the fine earth",
+    "rock_fragment": "Volumetric fraction of coarse fragments (> 2 mm)",
+    "climate_zone": "Koppen-Geiger climate class (Beck et al. 2018 codes)",
+}
+
 #: IGBP water class (MODIS LC_Type1): the land mask is landcover != WATER_CLASS.
 WATER_CLASS: Final = 17
 

@@ -148,18 +148,8 @@ UNIT_CONVERSIONS: dict[str, dict[str, float]] = {
 _DIMENSIONLESS = {"", "1", "-", "none", "dimensionless", "class", "classes", "code"}
 _PERCENT = {"percent", "pct", "% weight", "% vol", "% volume", "%vol", "%wt"}
 
-#: Long names of the stored layers.
-LONG_NAMES: dict[str, str] = {
-    "elevation": "Elevation above sea level",
-    "landcover": "Land cover class (IGBP, MODIS MCD12Q1 LC_Type1)",
-    "sand": "Sand fraction of the fine earth",
-    "silt": "Silt fraction of the fine earth",
-    "clay": "Clay fraction of the fine earth",
-    "porosity": "Porosity (saturated volumetric water content)",
-    "bulk_density": "Dry bulk density of the fine earth",
-    "rock_fragment": "Volumetric fraction of coarse fragments (> 2 mm)",
-    "climate_zone": "Koppen-Geiger climate class (Beck et al. 2018 codes)",
-}
+#: Long names of the layers (one table, in conventions).
+LONG_NAMES = cv.STATIC_LONG_NAMES
 
 
 # ================================================================== static layers

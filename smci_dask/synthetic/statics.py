@@ -79,18 +79,8 @@ LANDCOVER_NODATA = 255
 #: Fill value of the uint8 climate-zone GeoTIFF (Beck et al. 2018: 0 = no class / water).
 CLIMATE_NODATA = 0
 
-#: Long names of the static layers.
-STATIC_LONG_NAMES: dict[str, str] = {
-    "elevation": "Elevation above sea level",
-    "landcover": "Land cover class (IGBP, MODIS MCD12Q1 LC_Type1)",
-    "sand": "Sand fraction of the fine earth",
-    "silt": "Silt fraction of the fine earth",
-    "clay": "Clay fraction of the fine earth",
-    "porosity": "Porosity (saturated volumetric water content)",
-    "bulk_density": "Dry bulk density of the fine earth",
-    "rock_fragment": "Volumetric fraction of coarse fragments (> 2 mm)",
-    "climate_zone": "Koppen-Geiger climate class (Beck et al. 2018 codes)",
-}
+#: Long names of the layers (one table, in conventions).
+STATIC_LONG_NAMES = cv.STATIC_LONG_NAMES
 
 _INT_VARS = ("landcover", "climate_zone")
 _SEA_RADIUS_DEG = 0.31
