@@ -63,7 +63,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     Stages, in data-flow order:
       synth      write the synthetic world (inputs in real formats + truth)
       ingest     raw files -> stores: era5land, lai, static (covariates) and stations (QC, daily targets)
-      demo       synthetic world + every stage that exists, on a local cluster
+      table      the training table: features at every station cell-day-depth
+    demo       synthetic world + every stage that exists, on a local cluster
       config     show the effective settings
       cluster    start/connect the configured cluster and describe it
 
@@ -192,6 +193,51 @@ def _echo_progress(message: str) -> None:
 def _format_counts(manifest: dict[str, Any]) -> str:
     counts = manifest.get("counts", {})
     return "\n".join(f"  {k:<22} {v}" for k, v in counts.items())
+
+
+# ---------------------------------------------------------------- table
+@cli.command("table")
+@click.option("--store", "store_url", default=None, help="Root URL of the stores (config store.root) [default: from the config].")
+@click.option(
+    "--region", type=click.Choice(["tiny", "small", "medium", "china", "custom"]), default=None, help="Region (config region.name)."
+)
+@click.option(
+    "--interpolation",
+    type=click.Choice(["nearest", "bilinear"]),
+    default=None,
+    help="How coarse ERA5-Land reaches the 1 km cells (config inference.interpolation) [default: nearest].",
+)
+@click.pass_obj
+def table_cmd(state: _State, store_url: str | None, region: str | None, interpolation: str | None) -> None:
+    """Training table: every feature at each station cell-day-depth with a target -> STORE/training/table.
+
+    \b
+    Needs STORE/covariates/{era5land,lai,static} (smci ingest ...) and
+    STORE/insitu/daily (smci ingest stations). One row per (1 km cell, depth,
+    day) with sm_raw and sm_matched (m3/m3), the cell and station ids, year,
+    climate zone and the 26 features of smci_dask.features.FEATURES (ERA5-Land
+    in its daily units: mm/day, K, m3/m3, MJ m-2 day-1; LAI m2 m-2; statics).
+    Written as Parquet partitioned by depth_cm; replaces an earlier table.
+    """
+    from smci_dask.grid import grid_for
+    from smci_dask.io import store_from_config
+    from smci_dask.training import build_training_table, write_training_table
+
+    overrides: dict[str, Any] = {}
+    if store_url is not None:
+        overrides["store"] = {"root": store_url}
+    if region is not None:
+        overrides["region"] = {"name": region}
+    if interpolation is not None:
+        overrides["inference"] = {"interpolation": interpolation}
+    cfg = state.config(overrides or None)
+    store = store_from_config(cfg)
+    t0 = time.perf_counter()
+    table = build_training_table(store, grid_for(cfg.region.name, cfg.region.bbox), interpolation=cfg.inference.interpolation)
+    write_training_table(table, store)
+    per_depth = table.groupby("depth_cm").size()
+    click.echo(f"training table: {len(table)} rows in {time.perf_counter() - t0:.1f} s -> {store.url_of('training/table')}")
+    click.echo("rows per depth (cm): " + ", ".join(f"{int(d)}: {n}" for d, n in per_depth.items()))
 
 
 # ---------------------------------------------------------------- demo

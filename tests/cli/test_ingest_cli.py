@@ -74,3 +74,15 @@ def test_ingest_help_states_units():
     for sub, words in (("lai", "m2 m-2"), ("static", "m3 m-3"), ("stations", "m3/m3")):
         out = _run("ingest", sub, "--help")
         assert words in out, sub
+
+
+def test_table_command_writes_the_training_table(tiny_stores, tmp_path):
+    stores, _ = tiny_stores
+    out = tmp_path / "stores"
+    for part in ("covariates", "insitu"):
+        shutil.copytree(stores.join(part), out / part)
+    text = _run("table", "--store", str(out), "--region", "tiny")
+    table = pd.read_parquet(out / "training" / "table")
+    daily = pd.read_parquet(out / "insitu" / "daily")
+    assert len(table) == len(daily) and f"training table: {len(table)} rows" in text
+    assert {"tp_sum28", "swvl2", "lai", "porosity", "sm_matched"} <= set(table.columns)
