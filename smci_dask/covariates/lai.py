@@ -430,15 +430,22 @@ def _load_geotiff(
 
             return src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
 
-        values, covered, _ = raster_to_grid(
-            geom,
-            read_window,
-            grid,
-            decode=lambda raw: enc.decode(raw, path),
-            nodata=np.nan,
-            dtype=np.float32,
-            resampling=choose_method(geom, grid, "continuous", _method(resampling, geom, grid)),
-        )
+        return _decode_to_grid(geom, read_window, grid, enc, path, resampling)
+
+
+def _decode_to_grid(
+    geom: RasterGeometry, read_window: Any, grid: GridSpec, enc: Any, path: str, resampling: LaiResampling
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Decode one composite's raw values and bring them onto the 1 km grid (GeoTIFF and NetCDF alike)."""
+    values, covered, _ = raster_to_grid(
+        geom,
+        read_window,
+        grid,
+        decode=lambda raw: enc.decode(raw, path),
+        nodata=np.nan,
+        dtype=np.float32,
+        resampling=choose_method(geom, grid, "continuous", _method(resampling, geom, grid)),
+    )
     return values, covered
 
 
@@ -482,16 +489,7 @@ def _load_netcdf(
     def read_window(r0: int, r1: int, c0: int, c1: int) -> npt.NDArray[Any]:
         return raw_all[r0:r1, c0:c1]
 
-    values, covered, _ = raster_to_grid(
-        geom,
-        read_window,
-        grid,
-        decode=lambda raw: enc.decode(raw, path),
-        nodata=np.nan,
-        dtype=np.float32,
-        resampling=choose_method(geom, grid, "continuous", _method(resampling, geom, grid)),
-    )
-    return values, covered
+    return _decode_to_grid(geom, read_window, grid, enc, path, resampling)
 
 
 def _nc_geometry(

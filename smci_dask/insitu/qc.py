@@ -51,7 +51,7 @@ station's cell) as the gridded ancillary data, which ISMN takes from GLDAS.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal, TypeVar, get_args
+from typing import Any, Final, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -336,12 +336,7 @@ def flag_D04(sm: T, precipitation: npt.ArrayLike, *, depth_from_m: float | None 
     -------
     pandas.Series or ndarray of bool
     """
-    x, layout, n = _series_kernel(sm, units)
-    threshold = rain_threshold_mm(depth_from_m)
-    if threshold is None:
-        return _like(sm, np.zeros(n, dtype=bool), "D04")
-    p, _ = qb.single(precipitation)
-    return _like(sm, _strip(_rise_without_rain(x, _rain_in_situ(p), np.full(x.size, threshold)), n), "D04")
+    return _flag_rise(sm, precipitation, depth_from_m, units, "D04", lambda p, _layout: _rain_in_situ(p))
 
 
 def flag_D05(sm: T, grid_precipitation: npt.ArrayLike, *, depth_from_m: float | None = None, units: SmUnits = "m3/m3") -> T:
@@ -365,12 +360,17 @@ def flag_D05(sm: T, grid_precipitation: npt.ArrayLike, *, depth_from_m: float | 
     -------
     pandas.Series or ndarray of bool
     """
+    return _flag_rise(sm, grid_precipitation, depth_from_m, units, "D05", _rain_gridded)
+
+
+def _flag_rise(sm: T, precipitation: npt.ArrayLike, depth_from_m: float | None, units: SmUnits, code: str, rain: Any) -> T:
+    """D04/D05 on one series: a rise without the 24 h rain that ``rain(p, layout)`` sums (in-situ or gridded)."""
     x, layout, n = _series_kernel(sm, units)
     threshold = rain_threshold_mm(depth_from_m)
     if threshold is None:
-        return _like(sm, np.zeros(n, dtype=bool), "D05")
-    p, _ = qb.single(grid_precipitation)
-    return _like(sm, _strip(_rise_without_rain(x, _rain_gridded(p, layout), np.full(x.size, threshold)), n), "D05")
+        return _like(sm, np.zeros(n, dtype=bool), code)
+    p, _ = qb.single(precipitation)
+    return _like(sm, _strip(_rise_without_rain(x, rain(p, layout), np.full(x.size, threshold)), n), code)
 
 
 # ------------------------------------------------------------------ D06-D10: shape of the series
