@@ -165,6 +165,22 @@ class SyntheticConfig(_Strict):
     seed: int = 20220101
 
 
+class StationInputConfig(_Strict):
+    paths: list[str] = Field(default_factory=list)
+    format: Literal["ismn", "csv", "parquet"] = "ismn"
+
+
+class InputsConfig(_Strict):
+    """Where `smci run` finds the raw inputs: files, folders or globs, local or any fsspec URL."""
+
+    era5land: list[str] = Field(default_factory=list)
+    lai: list[str] = Field(default_factory=list)
+    static: list[str] = Field(default_factory=list)
+    stations: StationInputConfig = Field(default_factory=StationInputConfig)
+    # Passed to fsspec for the input files (the store has its own).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
 class Config(_Strict):
     """The validated settings. Build it with :func:`load_config`."""
 
@@ -177,6 +193,7 @@ class Config(_Strict):
     experiments: ExperimentsConfig = Field(default_factory=ExperimentsConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    inputs: InputsConfig = Field(default_factory=InputsConfig)
 
     @field_validator("years")
     @classmethod
@@ -190,6 +207,7 @@ class Config(_Strict):
         data = self.model_dump(mode="json")
         if mask_secrets:
             data["store"]["storage_options"] = _mask(data["store"]["storage_options"])
+            data["inputs"]["storage_options"] = _mask(data["inputs"]["storage_options"])
         return data
 
     def to_yaml(self) -> str:

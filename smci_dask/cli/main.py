@@ -64,7 +64,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
       synth      write the synthetic world (inputs in real formats + truth)
       ingest     raw files -> stores: era5land, lai, static (covariates) and stations (QC, daily targets)
       table      the training table: features at every station cell-day-depth
-    demo       synthetic world + every stage that exists, on a local cluster
+      run        the whole chain for a configuration, skipping what is done and up to date
+      demo       synthetic world + `smci run` on it, on a local cluster
       config     show the effective settings
       cluster    start/connect the configured cluster and describe it
 
@@ -269,6 +270,10 @@ def main(argv: list[str] | None = None) -> None:
 from smci_dask.cli.ingest import ingest_group  # noqa: E402 - registered after the group exists
 
 cli.add_command(ingest_group)
+
+from smci_dask.cli.run import run_cmd  # noqa: E402
+
+cli.add_command(run_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,7 +1,8 @@
 """`smci demo`: the synthetic world plus every stage that exists, on the configured cluster.
 
-Each later stage adds itself to :data:`STAGES` here (wiring only; the stage
-code lives in its own subpackage).
+The demo writes the world, points the config's ``inputs`` at its files and
+runs :func:`smci_dask.pipeline.run.run_pipeline`: a stage added to
+``pipeline_stages()`` in ``pipeline/run.py`` is in the demo too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smci_dask import __version__
-from smci_dask.config import Config
+from smci_dask.config import Config, InputsConfig, StationInputConfig
 from smci_dask.io import Store, store_from_config
 
 Echo = Callable[[str], None]
@@ -21,12 +22,17 @@ INPUTS = "inputs"
 
 
 def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = print) -> str:
-    """Build the synthetic world below ``cfg.store.root``/inputs and run the existing stages.
+    """Build the synthetic world below ``cfg.store.root``/inputs and run `smci run`'s stages on it.
 
-    Returns a short text summary (counts, wall time per stage, paths).
+    The world's files become the config's ``inputs``; the stages are
+    :func:`smci_dask.pipeline.run.pipeline_stages` (add a new stage there, not
+    here). A second demo on the same store keeps the world and skips every
+    stage that is up to date. Returns a short text summary (counts, wall time
+    per stage, paths).
     """
     from smci_dask.cluster import cluster_client, cluster_info, format_cluster_info
     from smci_dask.grid import get_region
+    from smci_dask.pipeline.run import run_pipeline
     from smci_dask.synthetic import make_world
 
     root = store_from_config(cfg)
@@ -43,95 +49,43 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
         seed = cfg.synthetic.seed if seed is None else seed
         inputs = root.child(INPUTS)
         manifest = _existing_world(inputs, region=region, years=years, seed=seed)
-        fresh = manifest is None
         if manifest is not None:
             echo(f"[synth] the synthetic world '{region}' in {inputs.url} is up to date (same region, years, seed): kept")
         else:
+            _clear_derived(root, echo)
             echo(f"[synth] writing the synthetic world '{region}' ({preset.description}) to {inputs.url}")
             manifest = make_world(inputs, region=region, years=years, seed=seed, progress=lambda m: echo(f"[synth]   {m}"))
         timings["synth"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        counts = _ingest_era5land(cfg, root, inputs, echo, fresh=fresh)
-        timings["ingest era5land"] = time.perf_counter() - t0
+        run_cfg = cfg.model_copy(update={"region": cfg.region.model_copy(update={"name": region}), "inputs": demo_inputs(cfg, inputs)})
+        outcomes = run_pipeline(run_cfg, echo=echo, client=client)
 
-        t0 = time.perf_counter()
-        counts.update(_ingest_static_lai(root, inputs, region, echo))
-        timings["ingest static+lai"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        counts.update(_ingest_stations(cfg, root, inputs, echo))
-        timings["stations qc+targets"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        counts.update(_training_table(root, region, echo))
-        timings["training table"] = time.perf_counter() - t0
-
+    counts: dict[str, Any] = {}
+    for o in outcomes:
+        timings[o.name + ("" if o.status == "ran" else f" ({o.status})")] = o.seconds if o.status == "ran" else 0.0
+        counts.update(o.result)
     return _summary(root.url, manifest, timings, counts)
 
 
-def _ingest_era5land(cfg: Config, root: Store, inputs: Store, echo: Echo, *, fresh: bool) -> dict[str, Any]:
-    """The world's hourly ERA5-Land files -> STORE/covariates/era5land; the report's counts.
+def demo_inputs(cfg: Config, inputs: Store) -> InputsConfig:
+    """The ``inputs`` settings that point `smci run` at the synthetic world in ``inputs``."""
+    from smci_dask.synthetic.world import ERA5_DIR, ISMN_DIR, LAI_DIR, STATIC_DIR
 
-    A freshly written world replaces the cube of an earlier one (its days
-    would otherwise be skipped as already present).
-    """
-    from smci_dask.pipeline.ingest import ERA5LAND_RELPATH, STATE_SUFFIX, ingest_era5land
-    from smci_dask.synthetic.world import ERA5_DIR
-
-    if fresh:
-        root.rm(ERA5LAND_RELPATH)
-        root.rm(ERA5LAND_RELPATH + STATE_SUFFIX)
-    source = inputs.url_of(ERA5_DIR) + "/*.nc"
-    echo(f"[ingest] ERA5-Land {source} -> {root.url_of(ERA5LAND_RELPATH)}")
-    report = ingest_era5land(cfg, [source], store=root, progress=lambda m: echo(f"[ingest]   {m}"))
-    for day, reason in sorted(report.held_back.items()):
-        echo(f"[ingest]   held back {day:%Y-%m-%d}: {reason}")
-    return {
-        "era5land days written": len(report.written),
-        "era5land days skipped": len(report.skipped),
-        "era5land days held back": len(report.held_back),
-    }
-
-
-def _ingest_static_lai(root: Store, inputs: Store, region: str, echo: Echo) -> dict[str, Any]:
-    """The world's static GeoTIFFs and LAI composites -> covariates/static(+_coarse) and covariates/lai."""
-    from smci_dask.covariates import ingest_lai, ingest_static
-    from smci_dask.grid import grid_for
-    from smci_dask.synthetic.world import LAI_DIR, STATIC_DIR
-
-    grid = grid_for(region)
-    static = ingest_static(inputs.url_of(STATIC_DIR), root, grid)
-    echo(f"[ingest] {static.summary()}")
-    lai = ingest_lai(inputs.url_of(LAI_DIR) + "/*.tif", root, grid)
-    echo(f"[ingest] {lai.summary()}")
-    return {"lai composites stored": len(lai.written) + len(lai.skipped)}
-
-
-def _ingest_stations(cfg: Config, root: Store, inputs: Store, echo: Echo) -> dict[str, Any]:
-    """The world's ISMN files -> QC -> daily cell targets -> ERA5-Land matching (STORE/insitu)."""
-    from smci_dask.pipeline.stations import ingest_stations, match_targets, qc_with_saturation
-    from smci_dask.synthetic.world import ISMN_DIR
-
-    report = ingest_stations(
-        cfg, inputs.url_of(ISMN_DIR), fmt="ismn", store=root, qc=qc_with_saturation, progress=lambda m: echo(f"[stations] {m}")
+    return InputsConfig(
+        era5land=[inputs.url_of(ERA5_DIR) + "/*.nc"],
+        static=[inputs.url_of(STATIC_DIR)],
+        lai=[inputs.url_of(LAI_DIR) + "/*.tif"],
+        stations=StationInputConfig(paths=[inputs.url_of(ISMN_DIR)], format="ismn"),
+        storage_options=dict(cfg.store.storage_options),
     )
-    echo("[stations] " + report.summary().replace("\n", "\n[stations] "))
-    matched = match_targets(cfg, root)
-    echo("[stations] " + matched.summary().replace("\n", "\n[stations] "))
-    share = report.rows_kept / max(report.hourly_rows, 1)
-    return {"sm hourly rows": report.hourly_rows, "QC share kept": f"{share:.1%}", "target cell-layer-days": report.cell_days}
 
 
-def _training_table(root: Store, region: str, echo: Echo) -> dict[str, Any]:
-    """Features at every station cell-day-depth with a target -> STORE/training/table."""
-    from smci_dask.grid import grid_for
-    from smci_dask.training import build_training_table, write_training_table
-
-    table = build_training_table(root, grid_for(region))
-    write_training_table(table, root)
-    echo(f"[table] {len(table)} rows (cell-day-depths with a target) x {table.shape[1]} columns -> {root.url_of('training/table')}")
-    return {"training rows": len(table)}
+def _clear_derived(root: Store, echo: Echo) -> None:
+    """Remove every store derived from an earlier world (all of ``root`` but ``inputs/``) before a new world is written."""
+    for name in root.ls():
+        if name != INPUTS:
+            echo(f"[synth] removing {root.url_of(name)} (made from an earlier world)")
+            root.rm(name)
 
 
 def _existing_world(inputs: Store, *, region: str, years: tuple[int, int], seed: int) -> dict[str, Any] | None:
@@ -156,5 +110,4 @@ def _summary(root_url: str, manifest: dict[str, Any], timings: dict[str, float],
     lines.append("wall time per stage:")
     lines += [f"  {k:<24} {v:7.1f} s" for k, v in timings.items()]
     lines.append(f"  {'total':<24} {sum(timings.values()):7.1f} s")
-    lines.append("stages not built yet: model search, evaluation, inference, products, report")
     return "\n".join(lines)
