@@ -42,3 +42,9 @@ class ClusterError(SmciError):
     """A Dask cluster could not be created or reached."""
 
     exit_code = 6
+
+
+class BusyError(SmciError):
+    """Another run holds the store's lease (or took it over from us): one writer at a time."""
+
+    exit_code = 7
