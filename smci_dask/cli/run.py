@@ -17,8 +17,13 @@ def _split(value: str | None) -> list[str]:
 @click.command("run")
 @click.option("--store", "store_url", default=None, help="Root URL of every store (config store.root) [default: from the config].")
 @click.option("--from", "start", type=click.Choice(STAGE_NAMES), default=None, help="Redo this stage and every later one.")
-@click.option("--only", default=None, metavar="STAGE[,STAGE]", help=f"Run just these stages (of: {', '.join(STAGE_NAMES)}).")
-@click.option("--force", is_flag=True, help="Redo every stage, done or not.")
+@click.option(
+    "--only",
+    default=None,
+    metavar="STAGE[,STAGE]",
+    help=f"Limit the run to these stages (of: {', '.join(STAGE_NAMES)}); with --force they run even when up to date.",
+)
+@click.option("--force", is_flag=True, help="Redo every selected stage, done or not.")
 @click.pass_obj
 def run_cmd(state: Any, store_url: str | None, start: str | None, only: str | None, force: bool) -> None:
     """Run the pipeline for the configured region, period and inputs (see `smci config show`).

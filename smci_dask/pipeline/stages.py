@@ -17,9 +17,9 @@ so the next run redoes it; each stage's own writes are idempotent, which is
 what makes redoing safe.
 
 :func:`run_stages` runs the out-of-date stages in order; ``start`` (``smci run
---from``) forces a stage and every later one to run, ``only`` runs just the
-named stages (forced; the others are neither run nor checked), ``force`` runs
-everything.
+--from``) forces a stage and every later one to run, ``only`` limits the run
+to the named stages (each still skipped when up to date; the others are
+neither run nor checked), ``force`` runs every selected stage, done or not.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def run_stages(
             outcomes.append(StageOutcome(stage.name, "not selected", fp))
             continue
         record = read_record(store, stage.name)
-        forced = force or bool(only) or i >= forced_from
+        forced = force or i >= forced_from
         if not forced and record is not None and record.get("fingerprint") == fp:
             echo(f"{tag} up to date (finished {record.get('finished')}), skipped")
             outcomes.append(StageOutcome(stage.name, "up to date", fp, float(record.get("seconds", 0.0)), dict(record.get("result", {}))))

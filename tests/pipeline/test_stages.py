@@ -62,6 +62,8 @@ def test_from_and_only(store: Store) -> None:
     out = run_stages(make_stages(settings, calls, set()), None, store, start="b", echo=lambda m: None)
     assert statuses(out) == ["up to date", "ran", "ran"]
     out = run_stages(make_stages(settings, calls, set()), None, store, only=["a"], echo=lambda m: None)
+    assert statuses(out) == ["up to date", "not selected", "not selected"]
+    out = run_stages(make_stages(settings, calls, set()), None, store, only=["a"], force=True, echo=lambda m: None)
     assert statuses(out) == ["ran", "not selected", "not selected"]
     assert calls == Counter({"a": 2, "b": 2, "c": 2})
     with pytest.raises(ConfigError, match="no such stage.*a, b, c"):
