@@ -81,6 +81,8 @@ class KubernetesConfig(_Strict):
     image: str = "ghcr.io/smci-dask/smci-dask:latest"
     n_workers: int = Field(2, ge=0)
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    secret: str | None = "smci-object-store"
+    secret_keys: list[str] = Field(default_factory=list)
     env_from_driver: list[str] = Field(default_factory=list)
 
 
@@ -100,9 +102,16 @@ class ClusterConfig(_Strict):
 
 
 class SearchConfig(_Strict):
+    """``model.search``: the grid, the CV and the engine. Keys left unset come from the named profile."""
+
+    profile: str = "paper"
+    engine: Literal["tasks", "dask-ml"] = "tasks"
+    cv: Literal["grouped_station", "random", "grouped_year"] = "grouped_station"
     max_features: list[int] = Field(default_factory=lambda: [1, 5, 10, 15, 20, 25])
     min_samples_leaf: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25])
     n_folds: int = Field(10, ge=2)
+    n_iter: int | None = Field(None, ge=1)
+    cv_optimism: bool = True
     seed: int = 0
 
     @field_validator("max_features", "min_samples_leaf")
@@ -113,13 +122,62 @@ class SearchConfig(_Strict):
         return v
 
 
+#: Keys a search profile may set: top-level model keys and model.search keys.
+_PROFILE_MODEL_KEYS = ("n_estimators", "subsample", "max_depth", "members", "ensemble")
+_PROFILE_SEARCH_KEYS = ("engine", "cv", "max_features", "min_samples_leaf", "n_folds", "n_iter", "cv_optimism", "seed")
+
+
+def _packaged_profiles() -> dict[str, dict[str, Any]]:
+    return copy.deepcopy(default_mapping().get("model", {}).get("profiles", {}))
+
+
 class ModelConfig(_Strict):
+    """``model``: members, forest settings, the search; ``profiles`` name sets of values (``model.search.profile``).
+
+    A key set explicitly (packaged defaults aside: a user file, ``SMCI__``
+    variables, CLI options, or the constructor) wins over the profile's value.
+    """
+
     members: list[Literal["lightgbm", "xgboost", "sklearn"]] = Field(default_factory=lambda: ["lightgbm", "xgboost"])
     ensemble: Literal["mean", "weights"] = "mean"
     n_estimators: int = Field(200, ge=1)
     subsample: float = Field(0.632, gt=0, le=1)
     max_depth: int | None = Field(None, ge=1)
+    max_samples: int | None = Field(None, ge=1)
+    max_leaves: int | None = Field(None, ge=2)
+    run: str | None = None
     search: SearchConfig = Field(default_factory=SearchConfig)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=_packaged_profiles)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        search = data.get("search")
+        search = dict(search) if isinstance(search, dict) else ({} if search is None else search)
+        if not isinstance(search, dict):
+            return data
+        profiles = data.get("profiles") or _packaged_profiles()
+        name = search.get("profile") or "paper"
+        if name not in profiles:
+            raise ValueError(f"model.search.profile {name!r} is not a profile; known: {', '.join(sorted(profiles))} (model.profiles)")
+        prof = profiles[name] or {}
+        for key, value in prof.items():
+            if key == "search":
+                for skey, svalue in (value or {}).items():
+                    if skey not in _PROFILE_SEARCH_KEYS:
+                        raise ValueError(f"model.profiles.{name}.search.{skey}: a profile may set {', '.join(_PROFILE_SEARCH_KEYS)}")
+                    if search.get(skey) is None:
+                        search[skey] = copy.deepcopy(svalue)
+            elif key in _PROFILE_MODEL_KEYS:
+                if data.get(key) is None:
+                    data[key] = copy.deepcopy(value)
+            else:
+                raise ValueError(f"model.profiles.{name}.{key}: a profile may set {', '.join(_PROFILE_MODEL_KEYS)} and search")
+        data["search"] = search
+        return data
 
     @field_validator("members")
     @classmethod
@@ -127,6 +185,17 @@ class ModelConfig(_Strict):
         if not v:
             raise ValueError("needs at least one of 'lightgbm', 'xgboost', 'sklearn'")
         return v
+
+    @model_validator(mode="after")
+    def _weights_need_oof(self) -> ModelConfig:
+        if self.ensemble == "weights" and self.search.engine == "dask-ml":
+            raise ValueError(
+                "model.ensemble 'weights' is fitted on out-of-fold predictions, which only model.search.engine 'tasks' keeps; "
+                "use engine 'tasks' or ensemble 'mean'"
+            )
+        if self.run is not None and (not self.run or "/" in self.run or self.run in (".", "..")):
+            raise ValueError(f"model.run {self.run!r} must be a name without '/' (or null for a timestamp)")
+        return self
 
 
 class MatchingConfig(_Strict):
@@ -138,6 +207,31 @@ class MatchingConfig(_Strict):
         bad = sorted(set(v) - set(cv.DEPTHS_CM))
         if bad:
             raise ValueError(f"depths {bad} are not product depths; allowed: {list(cv.DEPTHS_CM)}")
+        return v
+
+
+#: The ISMN quality-control codes (Dorigo et al. 2013), as smci_dask.insitu.qc.QcCode.
+QcFlagCode = Literal["C01", "C02", "C03", "D01", "D02", "D03", "D04", "D05", "D06", "D07", "D08", "D09", "D10"]
+
+
+class InsituConfig(_Strict):
+    """``insitu``: the rules from hourly station readings to daily targets (smci_dask.insitu.daily, qc)."""
+
+    min_hours: int = Field(12, ge=1, le=24)
+    fill_max_distance_days: int = Field(5, ge=0)
+    max_gap_days: int = Field(10, ge=0)
+    utc_offset_hours: dict[str, float] = Field(default_factory=dict)
+    bad_flags: list[QcFlagCode] = Field(default_factory=lambda: list(QcFlagCode.__args__))  # type: ignore[attr-defined]
+    layer_rule: Literal["nearest_centre", "overlap"] = "nearest_centre"
+    layer_max_distance_cm: float = Field(10.0, ge=0)
+    layer_max_width_cm: float = Field(15.0, gt=0)
+
+    @field_validator("utc_offset_hours")
+    @classmethod
+    def _offsets(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not -12 <= x <= 14}
+        if bad:
+            raise ValueError(f"offsets {bad} lie outside -12..+14 hours; give the network's UTC offset, e.g. {{CMA: 8}}")
         return v
 
 
@@ -153,12 +247,43 @@ class StationExperimentConfig(_Strict):
 class ExperimentsConfig(_Strict):
     year: YearExperimentConfig = Field(default_factory=YearExperimentConfig)
     station: StationExperimentConfig = Field(default_factory=StationExperimentConfig)
+    # search: each experiment runs its own search per depth; final: reuse the parameters chosen by the
+    # run's final models (models/<run>/final/<depth>cm card) where present, searching the other depths.
+    reuse_params: Literal["search", "final"] = "search"
+
+
+class ProductConfig(_Strict):
+    """One extra gridded product scored beside ours: Zarr or NetCDF with lat/lon/time and a depth or layer dimension."""
+
+    url: str
+    variable: str
+    # product depth (cm) -> value (or position, with depth_index) along the product's depth dimension; depths absent are not scored
+    depth_map: dict[int, float | int | str] = Field(default_factory=dict)
+    depth_dim: str | None = None
+    depth_index: bool = False
+    # multiply the values by this to get m3/m3 (e.g. 0.01 for percent)
+    scale: float = 1.0
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationConfig(_Strict):
+    products: dict[str, ProductConfig] = Field(default_factory=dict)
+    # bootstrap draws (resampling stations) for the 95 % confidence intervals; 0 = none
+    bootstrap: int = Field(200, ge=0)
+    # permutation-importance repeats per feature and family
+    importance_repeats: int = Field(3, ge=1)
+    # at most this many test rows per depth enter the permutation importance (seeded sample)
+    importance_rows: int = Field(20000, ge=100)
+    seed: int = 0
 
 
 class InferenceConfig(_Strict):
     tile_size: int = Field(512, ge=8)
     time_block: int = Field(32, ge=1)
+    write_days: int = Field(8, ge=1)
     interpolation: cv.Interpolation = "nearest"
+    experiment: str = "final"
+    last_days: int | None = Field(None, ge=1)
 
 
 class SyntheticConfig(_Strict):
@@ -181,6 +306,14 @@ class InputsConfig(_Strict):
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
 
+class RefreshConfig(_Strict):
+    """`smci refresh`: what to do with revised inputs and how to share the store with another refresh."""
+
+    recompute_revised: bool = False
+    lease_ttl_seconds: float = Field(900.0, gt=0)
+    wait_seconds: float = Field(0.0, ge=0)
+
+
 class Config(_Strict):
     """The validated settings. Build it with :func:`load_config`."""
 
@@ -190,10 +323,13 @@ class Config(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    insitu: InsituConfig = Field(default_factory=InsituConfig)
     experiments: ExperimentsConfig = Field(default_factory=ExperimentsConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     inputs: InputsConfig = Field(default_factory=InputsConfig)
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)
 
     @field_validator("years")
     @classmethod

@@ -19,6 +19,10 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+
+# One OpenMP thread per task, as the pipeline runs its models (the machine has 2 cores; LightGBM and XGBoost
+# each bundle an OpenMP runtime, and idle OpenMP pools in many Dask worker threads only oversubscribe them).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,3 +214,71 @@ def tiny_stores(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pyte
     assert era5.returncode == 0, f"ERA5-Land ingest failed:\n{err}"
     match_targets(cfg, store)
     return store, {"config": cfg, "grid": grid, "world": world, "manifest": manifest}
+
+
+#: The search profile of the session's trained run: a 2 x 2 grid, 2 folds, 10 trees (seconds per depth).
+TINY_PROFILE = {
+    "n_estimators": 10,
+    "search": {"max_features": [4, 12], "min_samples_leaf": [20, 60], "n_folds": 2, "cv_optimism": False},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_stores: tuple[Store, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Any]]:
+    """A copy of ``tiny_stores`` with the training table and one trained run of all 10 depths: ``(store, info)``.
+
+    Trained once per session by :func:`smci_dask.pipeline.train.train_final`
+    (experiment ``final``) with the ``tiny`` search profile (:data:`TINY_PROFILE`:
+    grouped-by-station 2-fold CV over max_features 4, 12 x min_samples_leaf
+    20, 60; 10 trees; LightGBM + XGBoost) on a one-worker in-process cluster.
+    ``info``: ``run`` (run id), ``experiment`` (``'final'``), ``config`` (the
+    :class:`~smci_dask.config.Config` used, store root = this store),
+    ``table`` (the training table as written to ``training/table``),
+    ``report`` (the :class:`~smci_dask.pipeline.train.TrainReport`) and
+    ``grid``. Treat the store as read-only; write elsewhere.
+    """
+    import shutil
+
+    from distributed import Client, LocalCluster
+
+    from smci_dask.config import load_config
+    from smci_dask.pipeline.train import train_final
+    from smci_dask.training import build_training_table, write_training_table
+
+    source, base = tiny_stores
+    root = tmp_path_factory.mktemp("tiny-trained") / "store"
+    shutil.copytree(source.path, root)
+    store = Store.from_url(str(root))
+    table = build_training_table(store, base["grid"])
+    write_training_table(table, store)
+    cfg = load_config(
+        overrides={
+            "region": {"name": "tiny"},
+            "store": {"root": str(root)},
+            "model": {"run": "tiny-run", "profiles": {"tiny": TINY_PROFILE}, "search": {"profile": "tiny"}},
+        },
+        environ={},
+    )
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        report = train_final(cfg, store, run="tiny-run", client=client, echo=lambda _line: None)
+    return store, {"run": "tiny-run", "experiment": "final", "config": cfg, "table": table, "report": report, "grid": base["grid"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`smci demo --region tiny` run once per session: ``(store folder, the command's output)``.
+
+    Every stage of `smci run` ran in it (world, ingest, QC, table, training,
+    evaluation, product). The integration tests check it; the notebooks run
+    against it (their stages are then up to date). Treat it as read-only.
+    """
+    from click.testing import CliRunner
+
+    from smci_dask.cli.main import cli
+
+    store = tmp_path_factory.mktemp("tiny-demo") / "store"
+    # the default local cluster: 2 worker processes (in-process threaded workers running LightGBM/XGBoost
+    # once segfaulted here while the cluster closed)
+    res = CliRunner().invoke(cli, ["demo", "--region", "tiny", "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    return store, res.output

@@ -194,38 +194,63 @@ def static_cmd(state: _State, sources: tuple[str, ...], store_url: str | None, r
     help="Then match the daily targets to ERA5-Land's mean and std (needs STORE/covariates/era5land).",
 )
 @click.option("--network", default=None, help="Network name for a CSV/Parquet table without a network column.")
+@click.option(
+    "--cluster/--no-cluster",
+    default=False,
+    show_default=True,
+    help="Run the per-station tasks (QC, daily means) on the cluster of the config (cluster.kind), or on threads in this process.",
+)
 @click.pass_obj
 def stations_cmd(
-    state: _State, sources: tuple[str, ...], fmt: str, store_url: str | None, region: str | None, qc: bool, match: bool, network: str | None
+    state: _State,
+    sources: tuple[str, ...],
+    fmt: str,
+    store_url: str | None,
+    region: str | None,
+    qc: bool,
+    match: bool,
+    network: str | None,
+    cluster: bool,
 ) -> None:
-    """Station soil moisture -> STORE/insitu (hourly observations, station table, daily cell targets).
+    """Station soil moisture -> STORE/insitu (hourly observations, station table, daily cell targets, QC report).
 
     \b
     PATHS: ISMN files, folders or zip archives as the ISMN portal delivers
     them (header+values or CEOP), or a long CSV/Parquet table (station, lat,
     lon, depth, time, sm [m3/m3 or %], optional soil_temperature (deg C),
     precipitation (mm)).
-    Steps: read -> QC (C01-C03, D01-D10) -> daily means of good hours (>= 12 h)
-    -> gaps of up to 5 days filled linearly -> stations averaged per 1 km cell
-    and product layer (10-100 cm) -> STORE/insitu/daily (m3/m3); with --match,
-    sm_matched: each (cell, depth) series scaled to the mean and std of the
-    ERA5-Land layer of config matching.layers.
+    Steps, per station as a Dask task: QC (C01-C03, D01-D10; the flags of
+    config insitu.bad_flags drop a reading) -> daily means of good hours
+    (>= insitu.min_hours, 12; day boundary UTC or insitu.utc_offset_hours per
+    network) -> gaps filled linearly from kept days within 5 days before or
+    after, gaps over 10 days left empty (insitu.fill_max_distance_days,
+    insitu.max_gap_days). Then stations averaged per 1 km cell and product
+    layer (10-100 cm, insitu.layer_rule) -> STORE/insitu/daily (m3/m3);
+    STORE/insitu/qc_report.csv and .png: readings raised per QC code and
+    kept, per sensor and layer. With --match, sm_matched: each (cell, depth)
+    series scaled to the mean and std of the ERA5-Land layer of config
+    matching.layers.
     """
     from smci_dask.pipeline.stations import ingest_stations, match_targets, qc_with_saturation
 
     cfg, store, _ = _config_and_grid(state, store_url, region)
     read_options = {"network": network} if network else None
     paths: Any = sources[0] if len(sources) == 1 else list(sources)
-    report = ingest_stations(
-        cfg,
-        paths,
-        fmt=fmt,  # type: ignore[arg-type]
-        store=store,
-        qc=qc_with_saturation if qc else None,
-        progress=lambda message: click.echo(f"  {message}", err=True),
-        storage_options=cfg.store.storage_options or None,
-        read_options=read_options,
-    )
+    with ExitStack() as stack:
+        if cluster:
+            from smci_dask.cluster import cluster_client
+
+            stack.enter_context(cluster_client(cfg))
+        report = ingest_stations(
+            cfg,
+            paths,
+            fmt=fmt,  # type: ignore[arg-type]
+            store=store,
+            qc=qc_with_saturation if qc else None,
+            progress=lambda message: click.echo(f"  {message}", err=True),
+            storage_options=cfg.store.storage_options or None,
+            read_options=read_options,
+        )
     click.echo(report.summary())
     if match:
         click.echo(match_targets(cfg, store).summary())

@@ -64,6 +64,10 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
       synth      write the synthetic world (inputs in real formats + truth)
       ingest     raw files -> stores: era5land, lai, static (covariates) and stations (QC, daily targets)
       table      the training table: features at every station cell-day-depth
+      train      per-depth search (CV over max_features x min_samples_leaf) and the final models
+      evaluate   year-to-year and station-to-station experiments, scores vs ERA5-Land, report
+      predict    the final models over every land cell of the 1 km grid for a range of days -> product/smci_1km
+      export     the product as NetCDF distribution files (one per day or year)
       run        the whole chain for a configuration, skipping what is done and up to date
       demo       synthetic world + `smci run` on it, on a local cluster
       config     show the effective settings
@@ -248,8 +252,14 @@ def table_cmd(state: _State, store_url: str | None, region: str | None, interpol
 )
 @click.option("--store", "store_url", default="./smci-demo", show_default=True, help="Root URL of every store (config store.root).")
 @click.option("--seed", type=int, default=None, help="Random seed [default: synthetic.seed].")
+@click.option(
+    "--profile",
+    default="demo",
+    show_default=True,
+    help="Model search profile of the train stage (config model.search.profile): demo (a few grid cells, 3 folds) or paper.",
+)
 @click.pass_obj
-def demo_cmd(state: _State, region: str, store_url: str, seed: int | None) -> None:
+def demo_cmd(state: _State, region: str, store_url: str, seed: int | None, profile: str) -> None:
     """Build the synthetic world and run every pipeline stage that exists so far on a local cluster.
 
     The world goes to STORE/inputs, every stage's store below STORE. Prints
@@ -257,7 +267,7 @@ def demo_cmd(state: _State, region: str, store_url: str, seed: int | None) -> No
     """
     from smci_dask.pipeline.demo import run_demo
 
-    cfg = state.config({"store": {"root": store_url}, "region": {"name": region}})
+    cfg = state.config({"store": {"root": store_url}, "region": {"name": region}, "model": {"search": {"profile": profile}}})
     summary = run_demo(cfg, region=region, seed=seed, echo=click.echo)
     click.echo(summary)
 
@@ -274,6 +284,27 @@ cli.add_command(ingest_group)
 from smci_dask.cli.run import run_cmd  # noqa: E402
 
 cli.add_command(run_cmd)
+
+from smci_dask.cli.evaluate import evaluate_cmd  # noqa: E402
+
+cli.add_command(evaluate_cmd)
+
+from smci_dask.cli.predict import export_group, predict_cmd  # noqa: E402
+
+cli.add_command(predict_cmd)
+cli.add_command(export_group)
+
+from smci_dask.cli.train import train_cmd  # noqa: E402
+
+cli.add_command(train_cmd)
+
+from smci_dask.cli.qc import qc_cmd  # noqa: E402
+
+cli.add_command(qc_cmd)
+
+from smci_dask.cli.refresh import refresh_cmd  # noqa: E402
+
+cli.add_command(refresh_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

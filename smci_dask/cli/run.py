@@ -35,6 +35,10 @@ def run_cmd(state: Any, store_url: str | None, start: str | None, only: str | No
       lai        inputs.lai (MODIS 8-day) -> STORE/covariates/lai
       stations   inputs.stations -> QC -> daily cell targets -> ERA5-Land matching
       table      features at every station cell-day-depth -> STORE/training/table
+      train      per-depth search (model.search.*) + final ensembles -> STORE/models/<run>/final
+      evaluate   year-to-year and station-to-station experiments -> STORE/reports/<run>/evaluation.md
+      predict    final models over the 1 km grid, last inference.last_days days (null: all)
+                 -> STORE/product/smci_1km, its 9 km mean, a map figure
 
     Each stage records its completion with a fingerprint of its inputs
     (file names, sizes, modification stamps) and settings in

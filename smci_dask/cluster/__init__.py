@@ -14,6 +14,8 @@ from smci_dask.cluster.factory import (
     cluster_client,
     cluster_info,
     format_cluster_info,
+    kubernetes_cluster_spec,
+    kubernetes_env,
     make_client,
 )
 
@@ -24,5 +26,7 @@ __all__ = [
     "cluster_client",
     "cluster_info",
     "format_cluster_info",
+    "kubernetes_cluster_spec",
+    "kubernetes_env",
     "make_client",
 ]

@@ -3,9 +3,11 @@
 The pipeline asks for a client and never knows which cluster is behind it
 (DESIGN.md section 3). Each kind is one small function that builds the
 cluster from the ``cluster`` section of the config; everything else about a
-batch system or Kubernetes comes from dask's own configuration
-(``jobqueue.slurm.*``, ``kubernetes.*`` in ``~/.config/dask/*.yaml`` or
-``$DASK_CONFIG``), so an existing dask-jobqueue setup keeps working.
+batch job comes from dask's own configuration (``jobqueue.slurm.*`` in
+``~/.config/dask/jobqueue.yaml`` or ``$DASK_CONFIG``), so an existing
+dask-jobqueue setup keeps working. Kubernetes gets the ``DaskCluster`` of
+:func:`kubernetes_cluster_spec` (the resource deploy/kubernetes/daskcluster.yaml
+holds for the default config).
 
 Ownership: the client returned by :func:`make_client` carries its cluster in
 ``client.cluster`` (``None`` for ``kind: address``, whose cluster belongs to
@@ -18,9 +20,10 @@ that names the kind, the address or system, and what to do.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypedDict
@@ -38,6 +41,8 @@ __all__ = [
     "cluster_client",
     "cluster_info",
     "format_cluster_info",
+    "kubernetes_cluster_spec",
+    "kubernetes_env",
     "make_client",
 ]
 
@@ -269,6 +274,53 @@ def _kubernetes_credentials() -> str | None:
     return None
 
 
+#: The operator's defaults start `dask-worker` and `dask-scheduler`, console scripts that
+#: distributed no longer installs (the image has only `dask`): use its subcommands.
+K8S_WORKER_COMMAND = "dask worker"
+K8S_SCHEDULER_ARGS = ("dask", "scheduler", "--host", "0.0.0.0")
+
+
+def kubernetes_env(cfg: Config | ClusterConfig, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The pods' environment: each ``secret_keys`` entry from the Secret (secretKeyRef), then ``env_from_driver``.
+
+    Credentials stay in the Secret: the DaskCluster resource holds only the
+    reference. ``environ`` (default :data:`os.environ`) supplies the values of
+    ``env_from_driver`` that the driver has; the others are left out.
+    """
+    kc = (cfg.cluster if isinstance(cfg, Config) else cfg).kubernetes
+    environ = os.environ if environ is None else environ
+    env: list[dict[str, Any]] = []
+    if kc.secret:
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": kc.secret, "key": key, "optional": True}}} for key in kc.secret_keys]
+    env += [{"name": name, "value": environ[name]} for name in kc.env_from_driver if name in environ]
+    return env
+
+
+def kubernetes_cluster_spec(cfg: Config | ClusterConfig, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``DaskCluster`` resource that ``cluster.kind: kubernetes`` creates; contacts nothing.
+
+    dask-kubernetes' own :func:`~dask_kubernetes.operator.make_cluster_spec`
+    with the name, image, worker count and resources of ``cluster.kubernetes``
+    and :func:`kubernetes_env`, the scheduler started as ``dask scheduler``.
+    deploy/kubernetes/daskcluster.yaml is this resource for the default config
+    (a test compares the two).
+    """
+    from dask_kubernetes.operator import make_cluster_spec
+
+    kc = (cfg.cluster if isinstance(cfg, Config) else cfg).kubernetes
+    spec: dict[str, Any] = make_cluster_spec(
+        name=kc.name,
+        image=kc.image,
+        n_workers=kc.n_workers,
+        resources=copy.deepcopy(dict(kc.resources)) or None,
+        env=kubernetes_env(cfg, environ),
+        worker_command=K8S_WORKER_COMMAND,
+    )
+    for container in spec["spec"]["scheduler"]["spec"]["containers"]:
+        container["args"] = list(K8S_SCHEDULER_ARGS) + container["args"][3:]  # keeps --jupyter when asked for
+    return spec
+
+
 def _kubernetes_client(cc: ClusterConfig, wait: float) -> Client:
     kc = cc.kubernetes
     if _kubernetes_credentials() is None:
@@ -283,18 +335,11 @@ def _kubernetes_client(cc: ClusterConfig, wait: float) -> Client:
     except ImportError as exc:
         raise _error("kubernetes", f"dask-kubernetes is not importable ({_one_line(exc)})", "install dask-kubernetes") from None
 
-    env = {name: os.environ[name] for name in kc.env_from_driver if name in os.environ}
+    spec = kubernetes_cluster_spec(cc)
     before = set(getattr(KubeCluster, "_instances", ()))
     failure: str | None = None
     try:
-        cluster = KubeCluster(
-            name=kc.name,
-            namespace=kc.namespace,
-            image=kc.image,
-            n_workers=kc.n_workers,
-            resources=dict(kc.resources) or None,
-            env=env,
-        )
+        cluster = KubeCluster(custom_cluster_spec=spec, namespace=kc.namespace, n_workers=kc.n_workers)
     except Exception as exc:
         failure = _one_line(exc)
     if failure is not None:

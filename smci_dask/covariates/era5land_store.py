@@ -6,7 +6,7 @@ aggregation); see that module's docstring for the rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from smci_dask import conventions as cv
 from smci_dask.covariates.era5land import COORD_TOL
 from smci_dask.errors import InputError
 from smci_dask.io import Store, open_zarr, write_zarr, zarr_exists
+from smci_dask.io.arrays import write_zarr_blocks
 
 # ------------------------------------------------------------------ the daily store
 #: Days per Zarr chunk along time in ``covariates/era5land``: one inference time block (inference.time_block).
@@ -227,10 +228,10 @@ def write_era5land_daily(
             write_zarr(template.drop_vars([cv.LAT, cv.LON]), store, relpath, mode="a", append_dim=cv.TIME, compute=False)
 
     touched = np.unique(index // step)
-    for k in touched:
-        _write_time_chunk(ds, store, relpath, names, start, int(k) * step, step, new, stored)
-    attrs[COMPLETE_DAYS_ATTR] = _days_to_ranges(stored.union(new))
-    write_zarr(xr.Dataset(attrs=attrs), store, relpath, mode="a")
+    current = open_zarr(store, relpath) if len(stored) else None
+    blocks = (blk for k in touched for blk in _time_chunk_blocks(ds, current, names, start, int(k) * step, step, new, stored))
+    # the group is opened once (not once per variable and chunk); the complete days are listed after the last chunk
+    write_zarr_blocks(store, relpath, blocks, attrs={COMPLETE_DAYS_ATTR: _days_to_ranges(stored.union(new))})
     return DailyWriteReport(list(new), list(skipped), len(touched), created)
 
 
@@ -254,28 +255,29 @@ def _check_like_store(ds: xr.Dataset, current: xr.Dataset, store: Store, relpath
             )
 
 
-def _write_time_chunk(
+def _time_chunk_blocks(
     ds: xr.Dataset,
-    store: Store,
-    relpath: str,
+    current: xr.Dataset | None,
     names: Sequence[str],
     start: pd.Timestamp,
     i0: int,
     step: int,
     new: pd.DatetimeIndex,
     stored: pd.DatetimeIndex,
-) -> None:
-    """Rewrite the time chunk ``[i0, i0 + step)`` whole: stored days kept, new days added, the rest NaN."""
+) -> Iterator[tuple[str, tuple[slice, ...], np.ndarray]]:
+    """The time chunk ``[i0, i0 + step)`` whole, one variable at a time: stored days kept, new days added, the rest NaN.
+
+    Yields ``(name, region, block)`` for :func:`~smci_dask.io.arrays.write_zarr_blocks`; a generator, so
+    only one variable's chunk is in memory at a time.
+    """
     times = pd.DatetimeIndex(start + pd.to_timedelta(np.arange(i0, i0 + step), unit="D"))
     keep = times.intersection(stored)
     add = times.intersection(new)
-    old = open_zarr(store, relpath).isel({cv.TIME: slice(i0, i0 + step)}) if len(keep) else None
     shape = (step, ds.sizes[cv.LAT], ds.sizes[cv.LON])
-    for name in names:  # one variable at a time: one chunk's worth of memory
+    region = (slice(i0, i0 + step), slice(None), slice(None))
+    for name in names:
         block = np.full(shape, np.nan, dtype=np.float32)
-        if old is not None:
-            at = times.get_indexer(keep)
-            block[at] = np.asarray(old[name].sel({cv.TIME: keep}).values, dtype=np.float32)
+        if current is not None and len(keep):
+            block[times.get_indexer(keep)] = np.asarray(current[name].sel({cv.TIME: keep}).values, dtype=np.float32)
         block[times.get_indexer(add)] = np.asarray(ds[name].sel({cv.TIME: add}).values, dtype=np.float32)
-        piece = xr.Dataset({name: ((cv.TIME, cv.LAT, cv.LON), block)}, coords={cv.TIME: times.values.astype("datetime64[ns]")})
-        write_zarr(piece, store, relpath, mode="r+", region={cv.TIME: slice(i0, i0 + step)})
+        yield name, region, block

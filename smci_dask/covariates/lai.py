@@ -54,7 +54,7 @@ cell, 1.5 GB a year for China before compression), decoded to float32
 m2 m-2 with NaN. ``time8`` is the MODIS calendar: the 46 composite start
 dates of every year from the first year ingested on (extended by whole
 years as later composites arrive), one composite per chunk along ``time8``
-and ``space_chunk`` cells (default 512) along lat and lon. So a composite
+and ``space_chunk`` cells (default 1024: 1 MB chunks) along lat and lon. So a composite
 is written whole and alone, composites may arrive in any order, and a
 composite the store already holds is skipped (re-ingesting changes
 nothing). The root attribute ``complete_composites`` (ISO start dates) is
@@ -125,8 +125,10 @@ COMPLETE_ATTR = "complete_composites"
 #: MODIS composite step, days, and composites per year (day of year 1, 9, ..., 361).
 COMPOSITE_DAYS = 8
 COMPOSITES_PER_YEAR = 46
-#: Cells per chunk along lat and lon (one composite per chunk along time8).
-SPACE_CHUNK = 512
+#: Cells per chunk along lat and lon (one composite per chunk along time8): 1024 x 1024 uint8 = 1 MB. Chosen by
+#: benchmarks/bench_stores.py: from S3, 512 x 512 chunks (256 KB) made maps 1.7x, station extraction 2.6x and
+#: inference-tile reads 1.3x slower (more requests; see benchmarks/README.md). A multiple of the 512 tile.
+SPACE_CHUNK = 1024
 #: Largest valid LAI, m2 m-2 (MODIS valid range 0-100 x 0.1).
 LAI_MAX = cv.LAI_VALID_MAX * cv.LAI_SCALE
 #: First MODIS special value of 8-bit LAI (249-255 are classes or fill, never LAI).

@@ -114,7 +114,9 @@ STATIC_RELPATH = "covariates/static"
 STATIC_COARSE_RELPATH = "covariates/static_coarse"
 #: Root attribute set true after every array of a static group is written.
 COMPLETE_ATTR = "complete"
-#: Cells per chunk along lat and lon (1 km: 512 x 512, the inference tile of DESIGN.md).
+#: Cells per chunk along lat and lon (1 km: 512 x 512, the inference tile of DESIGN.md; 1 MB of float32). Kept by
+#: benchmarks/bench_stores.py: 1024 halves map and station reads from S3 but makes every inference task read 4 MB
+#: per layer for its 1 MB; 256 is 2-3x slower everywhere (see benchmarks/README.md).
 SPACE_CHUNK = 512
 
 #: Class layers (uint8 codes) and their no-data codes.

@@ -3,7 +3,10 @@
 Readers return a :class:`StationData` (long observations, stations, sensors,
 issues); :func:`assign_layer` maps sensor depth ranges to the product layers.
 :mod:`~smci_dask.insitu.qc` flags hourly soil moisture with the ISMN automated
-checks of Dorigo et al. (2013) (:func:`apply_qc`, one ``flag_*`` per check).
+checks of Dorigo et al. (2013) (:func:`apply_qc`, one ``flag_*`` per check);
+:mod:`~smci_dask.insitu.qc_report` counts the flags per sensor and depth
+(:func:`qc_report`, :func:`plot_qc_report`); :mod:`~smci_dask.insitu.qc_file`
+checks one station's hourly CSV file (:func:`qc_file`, ``smci qc``).
 :mod:`~smci_dask.insitu.daily` turns hourly soil moisture into daily values
 per 1 km cell and layer (:func:`daily_means`, :func:`fill_gaps`,
 :func:`to_cells`); :mod:`~smci_dask.insitu.matching` matches them to
@@ -16,6 +19,8 @@ from __future__ import annotations
 from smci_dask.insitu.daily import daily_means, fill_gaps, load_cell_daily, to_cells
 from smci_dask.insitu.matching import apply_matching, era5_at_cells, era5_table, matching_stats
 from smci_dask.insitu.qc import ALL_CHECKS, apply_qc
+from smci_dask.insitu.qc_file import qc_file
+from smci_dask.insitu.qc_report import plot_qc_report, qc_report
 from smci_dask.insitu.readers import (
     OBSERVATION_COLUMNS,
     SENSOR_COLUMNS,
@@ -52,6 +57,9 @@ __all__ = [
     "fill_gaps",
     "load_cell_daily",
     "matching_stats",
+    "plot_qc_report",
+    "qc_file",
+    "qc_report",
     "read_custom_metadata",
     "read_ismn",
     "read_station_table",

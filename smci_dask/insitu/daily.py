@@ -20,18 +20,25 @@ Daily means (:func:`daily_means`)
     ``+8`` h for CMA stations, per network), in which case they are local
     calendar days and labelled by their local date.
 Gap filling (:func:`fill_gaps`)
-    A *gap* is a run of missing days between two kept days of the same
-    series. A gap of at most ``max_gap_days`` missing days (default
-    :data:`MAX_GAP_DAYS` = 5) is filled entirely by linear interpolation in
-    time between the two kept days that bound it; a longer gap stays empty
-    as a whole (no partial filling from its edges). So "+-5 days" reads:
-    every filled day has a kept day at most 5 days before it *and* at most 5
-    days after it, and the gap it belongs to is at most 5 days long (a gap of
-    exactly 5 missing days is filled, one of 6 is not). Nothing is
-    extrapolated: days before a series' first kept day or after its last stay
-    empty. Filled days are marked ``filled=True`` and carry ``n_hours=0``.
-    (The issue's alternative reading, "empty only when over 10 days hold no
-    valid value", is ``max_gap_days=10``.)
+    The issue's rule (SMCI1.0): "fill gaps by linear interpolation from
+    valid values within 5 days before and after, leave longer gaps (over 10
+    days without any valid value) empty". A *gap* is a run of ``L`` missing
+    days between two kept days of the same series. A missing day is filled
+    when a kept day lies at most ``max_distance_days`` (default
+    :data:`FILL_MAX_DISTANCE_DAYS` = 5) before or after it, i.e. when it is
+    among the first or the last 5 days of its gap; its value is the linear
+    interpolation in time between the two kept days that bound the gap. A gap
+    of more than ``max_gap_days`` missing days (default :data:`MAX_GAP_DAYS`
+    = 10, "over 10 days without any valid value") stays empty as a whole.
+    With the defaults every gap of 1-10 days is filled completely (each of
+    its days is within 5 days of one of its ends) and every gap of 11 days or
+    more stays empty: 5 + 5 is exactly where the two numbers of the rule
+    meet. A smaller ``max_distance_days`` fills only the edges of the gaps
+    up to ``max_gap_days``. Nothing is extrapolated: days before a series'
+    first kept day or after its last stay empty. Filled days are marked
+    ``filled=True`` and carry ``n_hours=0``. (The pandas equivalent per
+    series: ``interpolate("linear", limit=5, limit_direction="both",
+    limit_area="inside")`` with the gaps over 10 days masked again.)
 Cells (:func:`to_cells`)
     Each sensor goes to a product layer by :func:`~smci_dask.insitu.readers.assign_layer`
     (sensors with no layer, -1, are dropped and counted) and to the fine
@@ -67,6 +74,7 @@ from smci_dask.io import Store, read_parquet
 __all__ = [
     "CELL_COLUMNS",
     "DAILY_COLUMNS",
+    "FILL_MAX_DISTANCE_DAYS",
     "MAX_GAP_DAYS",
     "MIN_HOURS",
     "QC_GOOD",
@@ -81,8 +89,10 @@ __all__ = [
 
 #: Hours with a good value a day needs for a daily mean (SMCI1.0: at least half the day).
 MIN_HOURS: Final = 12
-#: Longest run of missing days filled by linear interpolation.
-MAX_GAP_DAYS: Final = 5
+#: A missing day is filled when a kept day lies at most this many days before or after it.
+FILL_MAX_DISTANCE_DAYS: Final = 5
+#: Gaps of more missing days than this stay empty as a whole.
+MAX_GAP_DAYS: Final = 10
 #: The boolean column quality control adds to the hourly rows (True = keep).
 QC_GOOD: Final = "qc_good"
 #: Joins the station ids of a cell in ``station_ids``.
@@ -250,8 +260,8 @@ def daily_means(
 
 
 # ------------------------------------------------------------------ gap filling
-def fill_gaps(daily: pd.DataFrame, *, max_gap_days: int = MAX_GAP_DAYS) -> pd.DataFrame:
-    """Fill gaps of at most ``max_gap_days`` missing days by linear interpolation (see the module docstring).
+def fill_gaps(daily: pd.DataFrame, *, max_distance_days: int = FILL_MAX_DISTANCE_DAYS, max_gap_days: int = MAX_GAP_DAYS) -> pd.DataFrame:
+    """Fill the days of short gaps by linear interpolation (see the module docstring for the rule).
 
     Parameters
     ----------
@@ -260,25 +270,29 @@ def fill_gaps(daily: pd.DataFrame, *, max_gap_days: int = MAX_GAP_DAYS) -> pd.Da
         ``time`` (days at 00:00), ``sm`` (m3/m3); when absent, ``n_hours`` is
         added as -1 (unknown) and ``filled`` as False. Rows with NaN ``sm``
         are not kept days and are dropped first.
+    max_distance_days : int
+        A missing day is filled when a kept day lies at most this many days
+        before or after it (0: fill nothing).
     max_gap_days : int
-        Longest run of missing days that is filled (0: fill nothing).
+        Gaps of more missing days than this stay empty as a whole.
 
     Returns
     -------
     pandas.DataFrame
         The kept days plus one row per filled day (``filled=True``,
-        ``n_hours=0``, ``sm`` linearly interpolated between the bounding kept
-        days), sorted by series then day. ``attrs["days_filled"]`` counts the
-        filled days.
+        ``n_hours=0``, ``sm`` linearly interpolated between the kept days
+        that bound its gap), sorted by series then day.
+        ``attrs["days_filled"]`` counts the filled days.
 
     Raises
     ------
     InputError
-        ``max_gap_days`` is negative, a column is missing, times are not
-        whole days or a series has a day twice.
+        A negative setting, a missing column, times that are not whole days or
+        a series with a day twice.
     """
-    if int(max_gap_days) < 0:
-        raise InputError(f"fill_gaps: max_gap_days={max_gap_days} must be >= 0")
+    for name, value in (("max_distance_days", max_distance_days), ("max_gap_days", max_gap_days)):
+        if int(value) < 0:
+            raise InputError(f"fill_gaps: {name}={value} must be >= 0")
     _check_columns(daily, ("station_id", "time", cv.SM), "daily table")
     keys = _series_keys(daily)
     df = daily.loc[np.isfinite(daily[cv.SM].to_numpy(dtype=np.float64))]
@@ -302,11 +316,14 @@ def fill_gaps(daily: pd.DataFrame, *, max_gap_days: int = MAX_GAP_DAYS) -> pd.Da
         raise InputError(f"fill_gaps: series of station {df['station_id'].iloc[i]} has the day {t[order][i]} twice")
     missing = np.where(same, step - 1, 0)
     fill = (missing >= 1) & (missing <= int(max_gap_days))
-    left = np.flatnonzero(fill)  # the kept day before each filled gap
-    n_new = missing[left]
-    src = np.repeat(left, n_new)
-    k = np.arange(src.size) - np.repeat(np.cumsum(n_new) - n_new, n_new) + 1  # 1..gap within each gap
-    frac = k / np.repeat(n_new + 1, n_new)
+    left = np.flatnonzero(fill)  # the kept day before each gap that may be filled
+    n_gap = missing[left]
+    src = np.repeat(left, n_gap)
+    k = np.arange(src.size) - np.repeat(np.cumsum(n_gap) - n_gap, n_gap) + 1  # 1..L within each gap
+    length = np.repeat(n_gap, n_gap)
+    near = np.minimum(k, length + 1 - k) <= int(max_distance_days)  # a kept day within reach before or after
+    src, k, length = src[near], k[near], length[near]
+    frac = k / (length + 1)
     new = df.iloc[src].reset_index(drop=True)
     new["time"] = (day[src] + k).astype("datetime64[D]").astype("datetime64[ns]")
     new[cv.SM] = sm[src] + (sm[src + 1] - sm[src]) * frac

@@ -583,6 +583,7 @@ def apply_qc(
     ts_depth_tolerance_m: float = TS_DEPTH_TOLERANCE_M,
     d10_outside_runs: bool = False,
     batch_elements: int = BATCH_ELEMENTS,
+    bad_flags: Iterable[QcCode] | None = None,
 ) -> pd.DataFrame:
     """Flag hourly soil moisture with the ISMN checks, every sensor series at once.
 
@@ -637,6 +638,9 @@ def apply_qc(
     batch_elements : int
         Series are checked in batches of about this many grid hours (memory:
         about 40 float64 arrays of this size at once).
+    bad_flags : iterable of str, optional
+        The codes that make a reading bad (``qc_good`` False); default every
+        applied check. The others are still computed and reported.
 
     Returns
     -------
@@ -646,11 +650,13 @@ def apply_qc(
         (see :func:`build_qc_frame`), one boolean column per applied check
         named by its code (True = flagged), ``qc_flags`` (the codes raised, in
         :data:`ALL_CHECKS` order, comma-joined, e.g. ``'C01,D06'``; ``''`` when
-        none; categorical) and ``qc_good`` (no flag and a reading present).
+        none; categorical) and ``qc_good`` (a reading present and none of
+        ``bad_flags`` raised).
         A row without a soil-moisture reading carries no flag.
     """
     wanted = set(checks)
-    unknown = sorted(wanted - set(ALL_CHECKS))
+    bad = set(ALL_CHECKS) if bad_flags is None else set(bad_flags)
+    unknown = sorted((wanted | bad) - set(ALL_CHECKS))
     if unknown:
         raise ValueError(f"unknown QC checks {unknown}; choose from {ALL_CHECKS}")
     codes = tuple(c for c in ALL_CHECKS if c in wanted)
@@ -678,8 +684,9 @@ def apply_qc(
         out[code] = flags[code]
     out["qc_flags"] = _join_codes(flags, codes, n_rows)
     good = present.copy()
-    for value in flags.values():
-        good &= ~value
+    for code, value in flags.items():
+        if code in bad:
+            good &= ~value
     out["qc_good"] = good
     return out
 

@@ -8,8 +8,10 @@ yet, and unconsolidated stores never show stale metadata to a reader.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 import zarr
 from zarr.storage import FsspecStore, LocalStore
@@ -71,3 +73,73 @@ def write_zarr(
         if is_store_failure(exc):
             raise StoreError(f"store {store.url}: cannot write Zarr {relpath!r}: {describe_error(exc)}") from None
         raise
+
+
+def write_zarr_blocks(
+    store: Store, relpath: str, blocks: Iterable[tuple[str, tuple[slice, ...], np.ndarray]], *, attrs: dict[str, Any] | None = None
+) -> int:
+    """Write numpy blocks into existing arrays of the Zarr group at ``relpath``, opening the group once.
+
+    For repeated region writes into a group made by :func:`write_zarr`
+    (e.g. whole time chunks of every variable): ``to_zarr(region=...)``
+    opens and lists the whole group for every call, which costs one round
+    trip per array and call on an object store; here the group and each
+    array are opened once. ``blocks`` may be a generator, so only one block
+    needs to be in memory at a time. The arrays must hold raw values
+    (no scale/offset encoding); a block is cast to its array's dtype.
+
+    Parameters
+    ----------
+    store : Store
+    relpath : str
+        The Zarr group below ``store``.
+    blocks : iterable of (name, region, values)
+        Array name in the group, a tuple of slices (one per dimension) and
+        the values of that region.
+    attrs : dict, optional
+        Attributes set on the group after every block is written (JSON
+        values), e.g. the list of complete days a reader trusts; not set if
+        a block fails.
+
+    Returns
+    -------
+    int
+        Number of blocks written.
+
+    Raises
+    ------
+    StoreError
+        The group or an array does not exist, a block does not fit its
+        region, or the store cannot be written.
+    """
+    where = f"store {store.url}: cannot write Zarr {relpath!r}"
+    try:
+        group = zarr.open_group(zarr_store(store, relpath), mode="r+", zarr_format=3)
+    except Exception as exc:  # noqa: BLE001
+        raise StoreError(f"{where}: {describe_error(exc)}; create it first (template write)") from None
+    arrays: dict[str, Any] = {}
+    count = 0
+    for name, region, values in blocks:
+        if name not in arrays:
+            try:
+                arrays[name] = group[name]
+            except KeyError:
+                raise StoreError(f"{where}: it holds no array {name!r}; write a template with every variable first") from None
+        array = arrays[name]
+        try:
+            array[region] = np.asarray(values, dtype=array.dtype)
+        except (ValueError, IndexError) as exc:
+            raise StoreError(f"{where}: block for {name!r} at {region} does not fit the array of shape {array.shape} ({exc})") from None
+        except Exception as exc:
+            if is_store_failure(exc):
+                raise StoreError(f"{where}: {describe_error(exc)}") from None
+            raise
+        count += 1
+    if attrs:
+        try:
+            group.attrs.update(attrs)
+        except Exception as exc:
+            if is_store_failure(exc):
+                raise StoreError(f"{where}: {describe_error(exc)}") from None
+            raise
+    return count

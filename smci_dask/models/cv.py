@@ -1,21 +1,25 @@
-"""Cross-validation splits: grouped by station cell (default) or random k-fold (the paper's).
+"""Cross-validation splits: grouped by station cell (default), random k-fold (the paper's), grouped by year.
 
 A 1 km cell holds one or more stations and one row per day; grouping by the
 cell ``(row, col)`` keeps every day of a cell on one side of a split, so the
-validation rows are cells the model has not seen. Splits are seeded and
-deterministic.
+validation rows are cells the model has not seen. Grouping by year keeps
+whole years apart (validation on years the model has not seen). Random
+k-fold puts days of the same cell on both sides, which is what SMCI1.0 did
+and is optimistic for new places. Splits are seeded and deterministic.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 
 from smci_dask.errors import InputError
 
 Split = tuple[np.ndarray, np.ndarray]
-CVStrategy = Literal["grouped", "random"]
+#: ``model.search.cv``; ``'grouped'`` is kept as another name of ``'grouped_station'``.
+CVStrategy = Literal["grouped_station", "random", "grouped_year", "grouped"]
+CV_STRATEGIES: Final[tuple[str, ...]] = ("grouped_station", "random", "grouped_year")
 
 
 def cell_groups(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -76,14 +80,50 @@ def random_kfold(n_rows: int, n_folds: int, seed: int) -> list[Split]:
     return [(np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k])) for k in range(n_folds)]
 
 
-def make_folds(strategy: CVStrategy, n_rows: int, n_folds: int, seed: int, groups: np.ndarray | None = None) -> list[Split]:
-    """Splits of ``strategy``: ``'grouped'`` (needs ``groups``) or ``'random'``."""
-    if strategy == "grouped":
+def grouped_year_kfold(years: np.ndarray, n_folds: int, seed: int) -> list[Split]:
+    """Folds of whole years: with ``n_folds`` or fewer distinct years, one fold per year (leave one year out).
+
+    With more years than ``n_folds`` the years are spread over ``n_folds``
+    folds as :func:`grouped_kfold` does with cells. Needs at least two years.
+    """
+    years = np.asarray(years)
+    n_years = len(np.unique(years))
+    if n_years < 2:
+        raise InputError(
+            f"grouped_year CV: the table holds {n_years} year(s); it needs at least 2; use model.search.cv=grouped_station or random"
+        )
+    return grouped_kfold(years, min(int(n_folds), n_years), seed)
+
+
+def make_folds(
+    strategy: CVStrategy,
+    n_rows: int,
+    n_folds: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+    years: np.ndarray | None = None,
+) -> list[Split]:
+    """Splits of ``strategy``.
+
+    Parameters
+    ----------
+    strategy
+        ``'grouped_station'`` (alias ``'grouped'``; needs ``groups``, one
+        station-cell id per row), ``'random'`` or ``'grouped_year'`` (needs
+        ``years``, one year per row; at most one fold per year).
+    n_rows, n_folds, seed
+        Rows to split, folds wanted, seed of the assignment.
+    """
+    if strategy in ("grouped_station", "grouped"):
         if groups is None:
-            raise InputError("grouped CV needs one group (station cell) per row")
+            raise InputError("grouped_station CV needs one group (station cell) per row")
         if len(groups) != n_rows:
-            raise InputError(f"grouped CV: {len(groups)} groups for {n_rows} rows")
+            raise InputError(f"grouped_station CV: {len(groups)} groups for {n_rows} rows")
         return grouped_kfold(groups, n_folds, seed)
+    if strategy == "grouped_year":
+        if years is None or len(years) != n_rows:
+            raise InputError(f"grouped_year CV needs one year per row ({n_rows} rows)")
+        return grouped_year_kfold(years, n_folds, seed)
     if strategy == "random":
         return random_kfold(n_rows, n_folds, seed)
-    raise InputError(f"unknown CV strategy {strategy!r}; use 'grouped' or 'random'")
+    raise InputError(f"unknown CV strategy {strategy!r}; use one of {', '.join(CV_STRATEGIES)} (model.search.cv)")

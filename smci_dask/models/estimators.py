@@ -14,12 +14,34 @@ libraries so that they mean the same thing in each:
   ``min_samples_leaf``.
 - ``n_estimators``: LightGBM trees; XGBoost ``num_parallel_tree`` in one round;
   scikit-learn trees.
-- rows per tree (``subsample``): LightGBM ``subsample`` with ``subsample_freq=1``;
-  XGBoost ``subsample`` (both without replacement); scikit-learn bootstrap of
-  ``max_samples = subsample * n`` rows with replacement.
+- rows per tree (``subsample``, optionally capped at ``max_samples`` rows):
+  ``rows_per_tree(n, subsample, max_samples) = min(ceil(subsample * n),
+  max_samples)`` in all three. LightGBM ``subsample`` (= rows_per_tree / n)
+  with ``subsample_freq=1``; XGBoost ``subsample`` (both without
+  replacement); scikit-learn a bootstrap of ``max_samples = rows_per_tree``
+  rows with replacement.
 - fully grown trees: LightGBM ``max_depth=-1`` with ``num_leaves`` = rows in
   the bag // min_samples_leaf; XGBoost ``max_depth=0`` (``hist``) and
   ``max_leaves=0``; scikit-learn ``max_depth=None``.
+
+Size controls (a full-scale depth has ~7 million rows: a fully grown forest
+is gigabytes; see benchmarks/README.md, "Model size at full scale"), each the
+same in the three libraries:
+
+- ``max_samples``: rows drawn per tree (above). A tree can never have more
+  leaves than ``rows_per_tree // min_samples_leaf``, so this caps the leaves
+  and the fit time together, and keeps trees fully grown on their sample.
+- ``max_leaves``: leaves per tree, grown best-first (the split with the
+  largest loss reduction next): LightGBM ``num_leaves`` (leaf-wise is its
+  only growth), XGBoost ``max_leaves`` with ``grow_policy='lossguide'``,
+  scikit-learn ``max_leaf_nodes`` (best-first when set).
+- ``max_depth``: edges from the root to the deepest leaf (1 = a stump) in all
+  three; LightGBM's ``num_leaves`` is then also bounded by ``2**max_depth``.
+- ``max_bin``: histogram bins per feature (LightGBM ``max_bin``, XGBoost
+  ``max_bin``); scikit-learn searches exact thresholds and ignores it. Fewer
+  bins fit faster (63 instead of 255: ~2x for LightGBM with many leaves) but
+  cost accuracy on large tables (measured +3 % RMSE at 1 million rows), so
+  the default stays 255.
 
 Library notes (checked against the current docs):
 
@@ -32,9 +54,16 @@ Library notes (checked against the current docs):
   XGBoost truncates (``int(colsample * n_features)`` in float32), so its
   fraction gets half a feature of head-room to land on the same count.
 - LightGBM caps trees at 131072 leaves and allocates per-leaf state up to
-  ``num_leaves``: a large ``num_leaves`` makes small fits ~20x slower. A tree
-  can never have more leaves than rows-in-bag // min_samples_leaf, so that
-  bound (given ``n_rows``) grows trees fully at no cost.
+  ``num_leaves``: a large ``num_leaves`` makes small fits ~10-20x slower
+  (measured: 100k rows, 30 trees, 59 s with 131072 against 6 s with the
+  bound). A tree can never have more leaves than rows-in-bag //
+  min_samples_leaf, so that bound (given ``n_rows``) grows trees fully at no
+  cost. Its histogram cache holds one histogram per leaf (bins x features x
+  16 bytes, ~100 kB) unless ``histogram_pool_size`` caps it: at 1 million
+  rows (31,600 leaves) a fit peaked at 3.9 GB without a cap and 1.2 GB with
+  512 MB, in the same time; at full scale (131072 leaves) uncapped it would be
+  ~14 GB. ``force_col_wise`` skips LightGBM's per-fit timing test of row- vs
+  column-wise histograms (column-wise is as fast here, single-threaded).
 - XGBoost random forests: ``learning_rate`` must be 1 (the XGBRF classes set it)
   and one boosting round of ``num_parallel_tree`` trees; ``max_depth=0`` means
   no depth limit with ``tree_method='hist'`` (``exact`` needs a depth).
@@ -63,6 +92,10 @@ EnsembleMethod = Literal["mean", "weights"]
 MEMBERS: Final[tuple[str, ...]] = ("lightgbm", "xgboost", "sklearn")
 #: LightGBM's own cap on leaves per tree.
 LIGHTGBM_MAX_LEAVES: Final[int] = 131072
+#: LightGBM's histogram cache per fit (MB): bounds a fit's memory whatever the number of leaves (see the module docstring).
+LIGHTGBM_HISTOGRAM_POOL_MB: Final[int] = 512
+#: Histogram bins per feature (LightGBM's default; XGBoost's is 256, set to the same).
+DEFAULT_MAX_BIN: Final[int] = 255
 
 
 def _check_hyper(member: str, n_features: int, max_features: int, min_samples_leaf: int, n_estimators: int, subsample: float) -> None:
@@ -80,11 +113,34 @@ def _check_hyper(member: str, n_features: int, max_features: int, min_samples_le
         raise ConfigError(f"subsample={subsample} must lie in (0, 1]; fix model.subsample")
 
 
-def lightgbm_num_leaves(n_rows: int | None, subsample: float, min_samples_leaf: int, max_leaves: int | None = None) -> int:
-    """Leaves a fully grown LightGBM tree can reach: rows in the bag // min_samples_leaf, capped at 131072."""
+def _check_size(max_depth: int | None, max_leaves: int | None, max_samples: int | None, max_bin: int) -> None:
+    if max_depth is not None and max_depth < 1:
+        raise ConfigError(f"max_depth={max_depth} must be >= 1 or None (fully grown); fix model.max_depth")
+    if max_leaves is not None and max_leaves < 2:
+        raise ConfigError(f"max_leaves={max_leaves} must be >= 2 or None (no cap); fix model.max_leaves")
+    if max_samples is not None and max_samples < 1:
+        raise ConfigError(f"max_samples={max_samples} must be >= 1 row or None (no cap); fix model.max_samples")
+    if not 2 <= max_bin <= 65535:
+        raise ConfigError(f"max_bin={max_bin} must lie in 2..65535; fix model.max_bin")
+
+
+def rows_per_tree(n_rows: int, subsample: float, max_samples: int | None = None) -> int:
+    """Rows drawn for each tree: ``ceil(subsample * n_rows)``, at most ``max_samples``, at least 1."""
+    rows = int(np.ceil(n_rows * subsample))
+    if max_samples is not None:
+        rows = min(rows, int(max_samples))
+    return max(1, rows)
+
+
+def lightgbm_num_leaves(
+    n_rows: int | None, subsample: float, min_samples_leaf: int, max_leaves: int | None = None, max_depth: int | None = None
+) -> int:
+    """Leaves a LightGBM tree can reach: rows in the bag // min_samples_leaf, ``max_leaves``, ``2**max_depth``, 131072."""
     bound = LIGHTGBM_MAX_LEAVES if n_rows is None else max(2, int(np.ceil(n_rows * subsample)) // min_samples_leaf)
     if max_leaves is not None:
         bound = min(bound, max_leaves)
+    if max_depth is not None and max_depth < 17:
+        bound = min(bound, 2**max_depth)
     return int(max(2, min(bound, LIGHTGBM_MAX_LEAVES)))
 
 
@@ -101,6 +157,8 @@ def make_estimator(
     n_jobs: int = 1,
     n_rows: int | None = None,
     max_leaves: int | None = None,
+    max_samples: int | None = None,
+    max_bin: int = DEFAULT_MAX_BIN,
 ) -> Any:
     """An unfitted random-forest-mode regressor of ``member`` (scikit-learn API).
 
@@ -122,49 +180,62 @@ def make_estimator(
         without replacement; scikit-learn bootstraps ``subsample * n`` rows with
         replacement (``max_samples``). LightGBM's rf mode needs ``subsample < 1``.
     max_depth
-        Depth cap; ``None`` grows trees fully.
+        Depth cap (edges from root to leaf); ``None`` grows trees fully.
     seed
         Random seed of bagging and feature sampling.
     n_jobs
         Threads inside the fit (1: parallelism comes from Dask tasks).
     n_rows
         Training rows, if known: bounds LightGBM's ``num_leaves`` by
-        ``ceil(n_rows * subsample) // min_samples_leaf``, which is what a fully
-        grown tree can reach, and keeps small fits fast. :func:`fit_member` sets it.
+        ``rows_per_tree // min_samples_leaf``, which is what a fully grown tree
+        can reach, and keeps small fits fast; needed with ``max_samples``.
+        :func:`fit_member` sets it.
     max_leaves
-        Optional leaf cap per tree (a model-size control); ``None``: no cap.
+        Leaf cap per tree, grown best-first (a model-size control); ``None``: no cap.
+    max_samples
+        Cap on the rows drawn per tree (a model-size control): each tree
+        draws ``min(ceil(subsample * n_rows), max_samples)`` rows; ``None``: no cap.
+    max_bin
+        Histogram bins per feature of LightGBM and XGBoost (scikit-learn: exact splits).
 
     Raises
     ------
     ConfigError
-        A hyper-parameter outside its range, or LightGBM with ``subsample == 1``.
+        A hyper-parameter outside its range, or LightGBM drawing every row per tree.
     """
     _check_hyper(member, n_features, max_features, min_samples_leaf, n_estimators, subsample)
-    if max_depth is not None and max_depth < 1:
-        raise ConfigError(f"max_depth={max_depth} must be >= 1 or None (fully grown); fix model.max_depth")
+    _check_size(max_depth, max_leaves, max_samples, max_bin)
+    fraction = subsample
+    if max_samples is not None:
+        if n_rows is None:
+            raise InputError("max_samples (rows per tree) needs the number of training rows: pass n_rows or use fit_member")
+        fraction = rows_per_tree(n_rows, subsample, max_samples) / n_rows
     if member == "lightgbm":
         import lightgbm as lgb
 
-        if subsample >= 1:
+        if fraction >= 1:
             raise ConfigError(
                 "LightGBM's random-forest mode needs row bagging: model.subsample must be < 1 "
-                "(e.g. 0.632, the share of distinct rows in a bootstrap)"
+                "(e.g. 0.632, the share of distinct rows in a bootstrap), or model.max_samples below the number of rows"
             )
         return lgb.LGBMRegressor(
             boosting_type="rf",
             objective="regression",
             n_estimators=n_estimators,
-            num_leaves=lightgbm_num_leaves(n_rows, subsample, min_samples_leaf, max_leaves),
+            num_leaves=lightgbm_num_leaves(n_rows, fraction, min_samples_leaf, max_leaves, max_depth),
             max_depth=-1 if max_depth is None else max_depth,
             min_child_samples=min_samples_leaf,
             min_child_weight=1e-12,
             min_split_gain=0.0,
-            subsample=subsample,
+            subsample=fraction,
             subsample_freq=1,
             colsample_bytree=1.0,
             feature_fraction_bynode=max_features / n_features,
             reg_alpha=0.0,
             reg_lambda=0.0,
+            max_bin=max_bin,
+            histogram_pool_size=LIGHTGBM_HISTOGRAM_POOL_MB,
+            force_col_wise=True,
             random_state=seed,
             n_jobs=n_jobs,
             verbose=-1,
@@ -178,12 +249,14 @@ def make_estimator(
             learning_rate=1.0,
             objective="reg:squarederror",
             tree_method="hist",
-            grow_policy="depthwise",
+            # best-first growth when leaves are capped, as LightGBM and scikit-learn's max_leaf_nodes grow
+            grow_policy="depthwise" if max_leaves is None else "lossguide",
             max_depth=0 if max_depth is None else max_depth,
             max_leaves=0 if max_leaves is None else max_leaves,
+            max_bin=max_bin,
             min_child_weight=float(min_samples_leaf),
             gamma=0.0,
-            subsample=subsample,
+            subsample=fraction,
             colsample_bynode=colsample,
             colsample_bytree=1.0,
             colsample_bylevel=1.0,
@@ -194,6 +267,11 @@ def make_estimator(
         )
     from sklearn.ensemble import RandomForestRegressor
 
+    draws: int | float | None = None
+    if max_samples is not None:
+        draws = rows_per_tree(int(n_rows or 0), subsample, max_samples)
+    elif subsample < 1:
+        draws = subsample
     return RandomForestRegressor(
         n_estimators=n_estimators,
         max_features=max_features,
@@ -201,7 +279,7 @@ def make_estimator(
         max_depth=max_depth,
         max_leaf_nodes=max_leaves,
         bootstrap=True,
-        max_samples=None if subsample >= 1 else subsample,
+        max_samples=draws,
         random_state=seed,
         n_jobs=n_jobs,
     )
@@ -211,7 +289,8 @@ def fit_member(member: Member, X: np.ndarray, y: np.ndarray, *, n_jobs: int = 1,
     """Build :func:`make_estimator` for ``X`` (n_rows, n_features) and fit it on ``y``.
 
     ``hyper``: ``max_features``, ``min_samples_leaf``, ``n_estimators``,
-    ``subsample``, ``max_depth``, ``seed`` and optionally ``max_leaves``.
+    ``subsample``, ``max_depth``, ``seed`` and optionally the size controls
+    ``max_leaves``, ``max_samples`` and ``max_bin`` (``None`` values mean the default).
     """
     X = np.asarray(X)
     y = np.asarray(y)
@@ -219,18 +298,77 @@ def fit_member(member: Member, X: np.ndarray, y: np.ndarray, *, n_jobs: int = 1,
         raise InputError(f"fit {member}: X must be 2-D with one row per target; got X {X.shape}, y {y.shape}")
     if len(X) == 0:
         raise InputError(f"fit {member}: no training rows")
+    if hyper.get("max_bin", 0) is None:
+        hyper = {k: v for k, v in hyper.items() if k != "max_bin"}
     est = make_estimator(member, n_features=X.shape[1], n_rows=len(X), n_jobs=n_jobs, **hyper)
     return est.fit(X, y)
 
 
 def predict_member(model: Any, X: np.ndarray) -> np.ndarray:
-    """Predictions (float64) of one fitted member: a scikit-learn-API model or a native LightGBM/XGBoost booster."""
-    mod, cls = type(model).__module__, type(model).__name__
-    if mod.startswith("xgboost") and cls == "Booster":
-        return np.asarray(model.inplace_predict(np.asarray(X)), dtype=np.float64)
-    if mod.startswith("lightgbm") and cls == "Booster":
-        return np.asarray(model.predict(np.asarray(X), num_threads=int(model.params.get("num_threads", 1))), dtype=np.float64)
-    return np.asarray(model.predict(np.asarray(X)), dtype=np.float64)
+    """Predictions (float64) of one fitted member: a scikit-learn-API model or a native LightGBM/XGBoost booster.
+
+    ``X`` is passed in its own dtype: float32 features (what the feature
+    function builds) are not copied to float64. That is exact, not an
+    approximation: a float32 value widened to float64 is the same number, so
+    every split goes the same way. XGBoost always predicts through
+    ``inplace_predict`` (no DMatrix); one 512 x 512 block predicts ~1.6x faster
+    from float32 than from float64 (benchmarks/README.md, "Predict speed").
+    """
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    lib, booster = _booster(model)
+    if lib == "xgboost":
+        return np.asarray(booster.inplace_predict(X), dtype=np.float64)
+    if lib == "lightgbm" and booster is model:
+        return np.asarray(model.predict(X, num_threads=int(model.params.get("num_threads", 1))), dtype=np.float64)
+    return np.asarray(model.predict(X), dtype=np.float64)
+
+
+def _booster(model: Any) -> tuple[str, Any]:
+    """``(library, native booster)`` of a fitted member: ``'lightgbm'``, ``'xgboost'`` or ``'sklearn'`` (the estimator itself)."""
+    mod = type(model).__module__
+    if mod.startswith("lightgbm"):
+        return "lightgbm", getattr(model, "booster_", model)
+    if mod.startswith("xgboost"):
+        return "xgboost", model.get_booster() if hasattr(model, "get_booster") else model
+    if mod.startswith("sklearn"):
+        return "sklearn", model
+    raise InputError(f"not a fitted LightGBM, XGBoost or scikit-learn model: {type(model).__name__}")
+
+
+def model_bytes(model: Any) -> bytes:
+    """The serialized model of a fitted member in its library's native format (what the model store writes).
+
+    LightGBM: the text model (``Booster.model_to_string``); XGBoost: UBJSON
+    (``Booster.save_raw('ubj')``). scikit-learn has no format but pickle: its
+    pickle is returned so sizes can be compared, and is never written to a store.
+    """
+    lib, booster = _booster(model)
+    if lib == "lightgbm":
+        return booster.model_to_string().encode("utf-8")
+    if lib == "xgboost":
+        return bytes(booster.save_raw(raw_format="ubj"))
+    import pickle
+
+    return pickle.dumps(booster, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def tree_leaves(model: Any) -> np.ndarray:
+    """Leaves of every tree of a fitted member (int64, one entry per tree)."""
+    lib, booster = _booster(model)
+    if lib == "lightgbm":
+        import re
+
+        text = booster.model_to_string()
+        return np.array([int(v) for v in re.findall(r"^num_leaves=(\d+)$", text, flags=re.MULTILINE)], dtype=np.int64)
+    if lib == "xgboost":
+        import json
+
+        trees = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]["gradient_booster"]["model"]["trees"]
+        # binary trees: leaves = (nodes + 1) / 2
+        return np.array([(int(t["tree_param"]["num_nodes"]) + 1) // 2 for t in trees], dtype=np.int64)
+    return np.array([est.tree_.n_leaves for est in booster.estimators_], dtype=np.int64)
 
 
 def fit_weights(member_predictions: Mapping[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
@@ -285,7 +423,9 @@ class Ensemble:
             absent = [f for f in self.feature_names if f not in cols]
             if absent:
                 raise InputError(f"predict: the table lacks the model's features {absent}; it has {cols}")
-            X = X[self.feature_names].to_numpy(dtype=np.float64)
+            sub = X[self.feature_names]
+            # float32 features stay float32 (exact and faster to predict, see predict_member)
+            X = sub.to_numpy(dtype=np.float32 if all(dt == np.float32 for dt in sub.dtypes) else np.float64)
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise InputError(f"predict: X has shape {X.shape}; the model expects {len(self.feature_names)} columns {self.feature_names}")

@@ -12,7 +12,8 @@ The scikit-learn forest is a reference only: scikit-learn has no format but
 pickle, and no pickle is ever written to or read from a store, so it is not
 stored (:func:`save_model` refuses an ensemble that needs it unless told to
 drop it). Loading checks every file's checksum against the card before the
-library parses it, and the feature list against the caller's.
+library parses it, and the feature list against the caller's (by default
+the current feature function's).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Final
 import numpy as np
 
 from smci_dask.errors import InputError
+from smci_dask.features.build import FEATURE_NAMES
 from smci_dask.io import Store
 from smci_dask.models.estimators import Ensemble
 
@@ -120,6 +122,7 @@ def save_model(
     cv_scores: Mapping[str, Any] | None = None,
     hyper_parameters: Mapping[str, Any] | None = None,
     drop_reference: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the members and the card of one depth's model; returns the card.
 
@@ -132,6 +135,10 @@ def save_model(
         An ensemble with an ``'sklearn'`` member cannot be stored (that would
         need pickle). ``True`` drops it and re-normalises the other weights;
         ``False`` (default) raises :class:`InputError`.
+    settings
+        What produced the model beyond its hyper-parameters (search settings,
+        CV strategy, ...), stored as the card's ``train_settings``: a re-run
+        with the same settings and training table keeps the model.
     """
     from smci_dask import __version__
 
@@ -169,6 +176,7 @@ def save_model(
         "members": member_cards,
         "cv_scores": dict(cv_scores or {}),
         "training_fingerprint": training_fingerprint,
+        "train_settings": dict(settings or {}),
         "library_versions": library_versions(),
         "code_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -208,7 +216,7 @@ def load_model(
     experiment: str,
     depth: int,
     *,
-    features: Sequence[str] | None = None,
+    features: Sequence[str] | None = FEATURE_NAMES,
     n_jobs: int = 1,
 ) -> Ensemble:
     """Load one depth's ensemble after checking every member file's SHA-256 and the features.
@@ -216,8 +224,9 @@ def load_model(
     Parameters
     ----------
     features
-        The feature names, in order, the caller will predict with (the feature
-        function's list); a different list or order is an error.
+        The feature names, in order, the caller will predict with; default the
+        current feature function's list (:data:`~smci_dask.features.FEATURE_NAMES`).
+        A different list or order is an error; ``None`` skips the check.
     n_jobs
         Threads for prediction inside a task.
 
@@ -267,7 +276,7 @@ _LOADED_MAX: Final[int] = 32
 
 
 def load_model_cached(
-    store: Store, run: str, experiment: str, depth: int, *, features: Sequence[str] | None = None, n_jobs: int = 1
+    store: Store, run: str, experiment: str, depth: int, *, features: Sequence[str] | None = FEATURE_NAMES, n_jobs: int = 1
 ) -> Ensemble:
     """:func:`load_model` through a per-process cache keyed by :func:`model_checksum`.
 

@@ -19,6 +19,8 @@ Echo = Callable[[str], None]
 
 #: Sub-folder of store.root that receives the synthetic inputs.
 INPUTS = "inputs"
+#: The demo maps the last 90 days, in 64-cell tiles so that a small region still makes parallel tasks.
+DEMO_INFERENCE = {"last_days": 90, "tile_size": 64}
 
 
 def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = print) -> str:
@@ -57,14 +59,28 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
             manifest = make_world(inputs, region=region, years=years, seed=seed, progress=lambda m: echo(f"[synth]   {m}"))
         timings["synth"] = time.perf_counter() - t0
 
-        run_cfg = cfg.model_copy(update={"region": cfg.region.model_copy(update={"name": region}), "inputs": demo_inputs(cfg, inputs)})
-        outcomes = run_pipeline(run_cfg, echo=echo, client=client)
+        outcomes = run_pipeline(demo_config(cfg, region, inputs), echo=echo, client=client, truth=inputs)
 
     counts: dict[str, Any] = {}
     for o in outcomes:
         timings[o.name + ("" if o.status == "ran" else f" ({o.status})")] = o.seconds if o.status == "ran" else 0.0
         counts.update(o.result)
     return _summary(root.url, manifest, timings, counts)
+
+
+def demo_config(cfg: Config, region: str, inputs: Store) -> Config:
+    """``cfg`` as the demo runs it: the region, ``inputs`` pointing at the world in ``inputs``, the demo's inference settings.
+
+    A notebook that builds its config with this function on the demo's store
+    finds every stage the demo ran up to date.
+    """
+    return cfg.model_copy(
+        update={
+            "region": cfg.region.model_copy(update={"name": region}),
+            "inputs": demo_inputs(cfg, inputs),
+            "inference": cfg.inference.model_copy(update=DEMO_INFERENCE),
+        }
+    )
 
 
 def demo_inputs(cfg: Config, inputs: Store) -> InputsConfig:

@@ -10,6 +10,9 @@ depends on changed:
 ``lai``       MODIS LAI composites (``inputs.lai``) -> ``covariates/lai``
 ``stations``  station files (``inputs.stations``) -> QC -> daily cell targets -> ERA5-Land matching (``insitu/``)
 ``table``     features at every station cell-day-depth -> ``training/table``
+``train``     per-depth search and final models -> ``models/<run>/final`` (:mod:`smci_dask.pipeline.train`)
+``evaluate``  the year and station experiments, scored against in-situ data beside ERA5-Land -> ``reports/<run>``
+``predict``   the final models over the 1 km grid for the last ``inference.last_days`` days -> ``product/smci_1km``
 
 Later stages (training, evaluation, inference, products, report) are added to
 :func:`pipeline_stages` as they land.
@@ -38,6 +41,8 @@ class RunContext:
     grid: GridSpec
     client: Any = None
     echo: Echo = print
+    #: The synthetic world's store when the inputs are synthetic (the demo): maps are then scored against its truth.
+    truth: Store | None = None
     figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,6 +129,39 @@ def _table(ctx: RunContext) -> dict[str, Any]:
     return {"training rows": len(table)}
 
 
+def _train(ctx: RunContext) -> dict[str, Any]:
+    from smci_dask.pipeline.train import choose_run, train_final
+
+    run = choose_run(ctx.store, ctx.cfg)
+    report = train_final(ctx.cfg, ctx.store, run=run, client=ctx.client, echo=ctx.echo)
+    ctx.echo("[train]   " + report.summary().replace("\n", "\n[train]   "))
+    out: dict[str, Any] = {"model run": run, "model search": f"profile {ctx.cfg.model.search.profile}, cv {ctx.cfg.model.search.cv}"}
+    for d, r in sorted(report.depths.items()):
+        rmse = ", ".join(f"{m} {v['rmse_mean']:.4f}" for m, v in r.cv.items())
+        out[f"model {d} cm"] = f"max_features {r.params['max_features']}, min_samples_leaf {r.params['min_samples_leaf']}; CV RMSE {rmse}"
+    return out
+
+
+def _evaluate(ctx: RunContext) -> dict[str, Any]:
+    from smci_dask.evaluation.report import headline
+    from smci_dask.pipeline.evaluate import evaluate
+
+    report = evaluate(ctx.cfg, ctx.store, client=ctx.client, echo=_say(ctx, "evaluate"))
+    ctx.echo("[evaluate]   " + report.summary().replace("\n", "\n[evaluate]   "))
+    out: dict[str, Any] = {"evaluation report": report.report}
+    for row in headline(report.scores).itertuples(index=False):
+        out[f"{row.experiment} {row.depth}"] = (
+            f"ubRMSE ours {row.ubrmse_smci:.4f} vs ERA5-Land {row.ubrmse_era5land:.4f}; R ours {row.r_smci:.3f} vs {row.r_era5land:.3f}"
+        )
+    return out
+
+
+def _predict(ctx: RunContext) -> dict[str, Any]:
+    from smci_dask.inference.recent import predict_recent
+
+    return predict_recent(ctx.cfg, ctx.store, truth_store=ctx.truth, client=ctx.client, echo=_say(ctx, "predict"))
+
+
 def _settings(ctx: RunContext, *sections: str) -> dict[str, Any]:
     data = ctx.cfg.to_dict(mask_secrets=True)
     return {s: data.get(s) for s in sections}
@@ -155,6 +193,19 @@ def pipeline_stages() -> list[Stage]:
             },
         ),
         Stage("table", "training table", _table, lambda c: {"interpolation": c.cfg.inference.interpolation}),
+        Stage("train", "per-depth search + final models", _train, lambda c: {"model": _settings(c, "model")["model"]}),
+        Stage(
+            "evaluate",
+            "year-to-year and station-to-station experiments -> reports/<run>/evaluation.md",
+            _evaluate,
+            lambda c: _settings(c, "experiments", "evaluation", "model", "matching"),
+        ),
+        Stage(
+            "predict",
+            "final models over the 1 km grid -> product/smci_1km (+ 9 km mean, map figure)",
+            _predict,
+            lambda c: {**_settings(c, "inference"), "truth": c.truth.url if c.truth is not None else None},
+        ),
     ]
 
 
@@ -170,6 +221,7 @@ def run_pipeline(
     force: bool = False,
     echo: Echo = print,
     client: Any = None,
+    truth: Store | None = None,
 ) -> list[StageOutcome]:
     """Run the stages of :func:`pipeline_stages` for ``cfg`` on the configured cluster (or ``client``)."""
     from smci_dask.cluster import cluster_client, cluster_info, format_cluster_info
@@ -184,7 +236,7 @@ def run_pipeline(
     grid = grid_for(cfg.region.name, cfg.region.bbox)
 
     def go(c: Any) -> list[StageOutcome]:
-        ctx = RunContext(cfg=cfg, store=store, grid=grid, client=c, echo=echo)
+        ctx = RunContext(cfg=cfg, store=store, grid=grid, client=c, echo=echo, truth=truth)
         return run_stages(stages, ctx, store, start=start, only=only, force=force, echo=echo)
 
     if client is not None:

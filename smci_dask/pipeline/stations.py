@@ -1,14 +1,20 @@
 """Station ingest and target matching: wiring of the in-situ stage (``smci ingest stations``).
 
 :func:`ingest_stations`
-    read (ISMN / CSV / Parquet) -> optional quality control hook (adds
-    ``qc_good``) -> ``insitu/observations`` (Parquet, hourly, every variable,
-    partitioned by ``variable``, with the QC columns when QC ran) and
-    ``insitu/stations.parquet`` (one row per station with its fine cell) ->
-    :func:`~smci_dask.insitu.daily.daily_means` ->
-    :func:`~smci_dask.insitu.daily.fill_gaps` ->
-    :func:`~smci_dask.insitu.daily.to_cells` -> ``insitu/daily`` (Parquet,
-    partitioned by ``depth_cm``, raw targets ``sm_raw``).
+    read (ISMN / CSV / Parquet) -> per station, as one Dask task each
+    (:func:`process_station`): quality control hook (adds ``qc_good``,
+    ``qc_flags``) -> :func:`~smci_dask.insitu.daily.daily_means` ->
+    :func:`~smci_dask.insitu.daily.fill_gaps` -> the station's QC report
+    rows; then, once every station is done,
+    :func:`~smci_dask.insitu.daily.to_cells` (stations sharing a 1 km cell
+    averaged) and the writes: ``insitu/observations`` (Parquet, hourly,
+    every variable, partitioned by ``variable``, with the QC columns when QC
+    ran), ``insitu/stations.parquet`` (one row per station with its fine
+    cell), ``insitu/daily`` (Parquet, partitioned by ``depth_cm``, raw
+    targets ``sm_raw``), ``insitu/qc_report.csv`` and ``insitu/qc_report.png``
+    (readings raised per QC code and kept, per sensor and product layer).
+    Nothing is written before every station has finished, so no store ever
+    holds part of a station.
 :func:`match_targets`
     ``insitu/daily`` + the ERA5-Land daily cube -> matching statistics over
     every day both have (the final model's targets) -> ``sm_matched`` added
@@ -20,8 +26,11 @@
 One call of :func:`ingest_stations` ingests every station input of a run
 (give several paths, e.g. ISMN folders and a CMA table): it replaces the
 in-situ tables, and the matched targets with them (run :func:`match_targets`
-again). Everything runs in this process with vectorised pandas/numpy (about
-a second per million hourly rows); only the store is remote.
+again). The station tasks run on the active Dask client when there is one
+(``smci ingest stations --cluster`` starts the configured cluster), else on
+Dask's default local scheduler (threads); ``scheduler='sync'`` runs them one
+after another in this process, with the same result. The daily rules come
+from the config's ``insitu`` section (:class:`DailyRules`).
 """
 
 from __future__ import annotations
@@ -30,22 +39,22 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Literal
 
+import dask
 import numpy as np
 import pandas as pd
+from dask.callbacks import Callback
 
 from smci_dask import conventions as cv
-from smci_dask.config import Config
+from smci_dask.config import Config, InsituConfig
 from smci_dask.covariates.era5land_store import open_era5land_daily
 from smci_dask.errors import InputError
 from smci_dask.grid import grid_for
 from smci_dask.insitu import StationData, read_ismn, read_station_table
 from smci_dask.insitu.daily import (
     DAILY_RELPATH,
-    MAX_GAP_DAYS,
-    MIN_HOURS,
     QC_GOOD,
     STATION_ID_SEPARATOR,
     daily_means,
@@ -55,6 +64,7 @@ from smci_dask.insitu.daily import (
     to_cells,
 )
 from smci_dask.insitu.matching import MIN_MATCH_DAYS, SWVL, apply_matching, era5_at_cells, era5_table, matching_stats
+from smci_dask.insitu.qc_report import plot_qc_report, qc_report
 from smci_dask.insitu.readers import SERIES_KEYS, LayerRule
 from smci_dask.io import Store, store_from_config, write_parquet
 
@@ -66,6 +76,8 @@ QcHook = Callable[..., pd.DataFrame]
 OBSERVATIONS_RELPATH: Final = "insitu/observations"
 STATIONS_RELPATH: Final = "insitu/stations.parquet"
 MATCHING_STATS_RELPATH: Final = "insitu/matching_stats.parquet"
+QC_REPORT_RELPATH: Final = "insitu/qc_report.csv"
+QC_FIGURE_RELPATH: Final = "insitu/qc_report.png"
 ERA5_RELPATH: Final = "covariates/era5land"
 
 _FORMATS: Final = ("ismn", "csv", "parquet")
@@ -107,6 +119,7 @@ class StationIngestReport:
     issues: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    scheduler: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +133,7 @@ class StationIngestReport:
             f"hourly: {self.hourly_rows} soil-moisture rows ({self.hourly_rows_all} all variables), {kept}",
             f"daily: {self.daily_rows} sensor-days, {self.days_short} days with too few hours, {self.gap_filled_days} gap-filled days",
             f"cells: {self.cell_days} cell-layer-days in {self.cells} cells, {self.cells_several_stations} with several stations",
-            f"written: {', '.join(self.written)} in {self.seconds:.1f} s",
+            f"written: {', '.join(self.written)} in {self.seconds:.1f} s" + (f" (stations: {self.scheduler})" if self.scheduler else ""),
         ]
         return "\n".join(lines + [f"issue: {i}" for i in self.issues])
 
@@ -179,22 +192,70 @@ def _read(path: str, fmt: StationFormat, storage_options: dict[str, Any] | None,
     return read_station_table(path, storage_options=opts, **read_options)
 
 
-def _run_qc(qc: QcHook, hourly: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFrame:
+@dataclass(frozen=True)
+class DailyRules:
+    """The rules from hourly readings to daily sensor values (config section ``insitu``; see :mod:`smci_dask.insitu.daily`).
+
+    ``min_hours``: good hours a day needs; ``max_distance_days`` and
+    ``max_gap_days``: gap filling; ``utc_offset_hours``: day boundary per
+    network (hours ahead of UTC; others 0); ``bad_flags``: QC codes that drop
+    a reading (passed to a QC hook with a ``bad_flags`` parameter);
+    ``layer_rule``, ``layer_max_distance_cm``, ``layer_max_width_cm``: sensor
+    depth range -> product layer.
+    """
+
+    min_hours: int = 12
+    max_distance_days: int = 5
+    max_gap_days: int = 10
+    utc_offset_hours: Mapping[str, float] = field(default_factory=dict)
+    bad_flags: tuple[str, ...] | None = None
+    layer_rule: LayerRule = "nearest_centre"
+    layer_max_distance_cm: float = 10.0
+    layer_max_width_cm: float = 15.0
+
+    @classmethod
+    def from_config(cls, section: InsituConfig) -> DailyRules:
+        return cls(
+            min_hours=section.min_hours,
+            max_distance_days=section.fill_max_distance_days,
+            max_gap_days=section.max_gap_days,
+            utc_offset_hours=dict(section.utc_offset_hours),
+            bad_flags=tuple(section.bad_flags),
+            layer_rule=section.layer_rule,
+            layer_max_distance_cm=section.layer_max_distance_cm,
+            layer_max_width_cm=section.layer_max_width_cm,
+        )
+
+    @property
+    def layer_options(self) -> dict[str, Any]:
+        return {"layer_rule": self.layer_rule, "max_distance_cm": self.layer_max_distance_cm, "max_width_cm": self.layer_max_width_cm}
+
+
+def _takes(hook: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(hook).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+
+
+def _run_qc(qc: QcHook, hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags: Sequence[str] | None = None) -> pd.DataFrame:
     """Call the QC hook and give its columns to every hourly row.
 
-    The hook is called as ``qc(hourly)``, or ``qc(hourly, stations=...)`` when
-    it has a ``stations`` parameter. It may return every row or only the rows
-    it checked (e.g. :func:`smci_dask.insitu.qc.apply_qc` returns the
+    The hook is called as ``qc(hourly)``, with ``stations=...`` when it has a
+    ``stations`` parameter and ``bad_flags=...`` when it has a ``bad_flags``
+    parameter (and the rules name some). It may return every row or only the
+    rows it checked (e.g. :func:`smci_dask.insitu.qc.apply_qc` returns the
     soil-moisture rows), with their index kept: its new columns are then
     joined back on the index, missing (NA) on the rows it did not check;
     boolean columns become pandas' nullable ``boolean``.
     """
-    try:
-        takes_stations = "stations" in inspect.signature(qc).parameters
-    except (TypeError, ValueError):  # builtins without a signature
-        takes_stations = False
     name = getattr(qc, "__name__", repr(qc))
-    out = qc(hourly, stations=stations) if takes_stations else qc(hourly)
+    kwargs: dict[str, Any] = {}
+    if _takes(qc, "stations"):
+        kwargs["stations"] = stations
+    if bad_flags is not None and _takes(qc, "bad_flags"):
+        kwargs["bad_flags"] = list(bad_flags)
+    out = qc(hourly, **kwargs)
     if not isinstance(out, pd.DataFrame) or QC_GOOD not in out.columns:
         raise InputError(f"quality control {name!r}: must return the hourly table with a boolean {QC_GOOD!r} column")
     if not pd.api.types.is_bool_dtype(out[QC_GOOD].dtype):
@@ -230,6 +291,118 @@ def _write_replacing(df: pd.DataFrame, store: Store, relpath: str, partition_col
     write_parquet(df, store, relpath, partition_cols=partition_cols)
 
 
+# ------------------------------------------------------------------ one station
+@dataclass
+class StationResult:
+    """What :func:`process_station` gives back for one station."""
+
+    hourly: pd.DataFrame  # the station's rows, with the QC columns when QC ran
+    daily: pd.DataFrame  # daily sensor values, gap-filled (fill_gaps)
+    report: pd.DataFrame  # QC report rows, one per soil-moisture sensor (qc_report)
+    rows_used: int  # good soil-moisture rows
+    daily_rows: int  # kept sensor-days (before filling)
+    days_short: int
+    days_filled: int
+
+
+def process_station(hourly: pd.DataFrame, station: pd.DataFrame, qc: QcHook | None, rules: DailyRules) -> StationResult:
+    """Quality control, daily means, gap filling and the QC report of one station (one Dask task).
+
+    Parameters
+    ----------
+    hourly : pandas.DataFrame
+        The station's long hourly observations (every variable), as the readers give them.
+    station : pandas.DataFrame
+        The station's row of the station table (``row``/``col`` and statics).
+    qc : callable or None
+        The QC hook (see :func:`ingest_stations`); None: every finite value is good.
+    rules : DailyRules
+
+    Returns
+    -------
+    StationResult
+    """
+    if qc is not None:
+        hourly = _run_qc(qc, hourly, station, rules.bad_flags)
+    offsets: float | Mapping[str, float] = dict(rules.utc_offset_hours) if rules.utc_offset_hours else 0.0
+    daily = daily_means(hourly, min_hours=rules.min_hours, utc_offset_hours=offsets)
+    filled = fill_gaps(daily, max_distance_days=rules.max_distance_days, max_gap_days=rules.max_gap_days)
+    report = qc_report(hourly, **rules.layer_options)
+    return StationResult(
+        hourly=hourly,
+        daily=filled,
+        report=report,
+        rows_used=int(daily.attrs["rows_used"]),
+        daily_rows=len(daily),
+        days_short=int(daily.attrs["days_short"]),
+        days_filled=int(filled.attrs["days_filled"]),
+    )
+
+
+class _CountTasks(Callback):  # type: ignore[misc]
+    """Progress of the local schedulers: a line at every tenth of the station tasks."""
+
+    def __init__(self, n: int, say: Progress) -> None:
+        super().__init__()
+        self.n, self.say, self.done, self.next = n, say, 0, max(n // 10, 1)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if isinstance(key, str) and key.startswith("station-"):
+            self.done += 1
+            if self.done >= self.next or self.done == self.n:
+                self.say(f"stations done: {self.done} of {self.n}")
+                self.next = self.done + max(self.n // 10, 1)
+
+
+def _active_client() -> Any:
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _run_stations(
+    parts: list[tuple[pd.DataFrame, pd.DataFrame]], qc: QcHook | None, rules: DailyRules, scheduler: str | None, say: Progress
+) -> tuple[list[StationResult], str]:
+    """One Dask task per station: on the active client (data scattered), else the local scheduler ``scheduler``."""
+    client = _active_client() if scheduler is None else None
+    if client is not None:
+        where = f"Dask client {client.scheduler.address}"
+        say(f"quality control and daily values of {len(parts)} stations as Dask tasks on the {where}")
+        from distributed import as_completed
+
+        data = client.scatter([p[0] for p in parts])
+        futures = [
+            client.submit(process_station, d, st, qc, rules, key=f"station-{i}-{id(parts):x}", pure=False)
+            for i, (d, (_, st)) in enumerate(zip(data, parts, strict=True))
+        ]
+        step = max(len(futures) // 10, 1)
+        for done, _ in enumerate(as_completed(futures), start=1):
+            if done % step == 0 or done == len(futures):
+                say(f"stations done: {done} of {len(futures)}")
+        results = client.gather(futures)
+        return list(results), where
+    where = f"local Dask scheduler ({scheduler or dask.config.get('scheduler', None) or 'threads'})"
+    say(f"quality control and daily values of {len(parts)} stations as Dask tasks on the {where}")
+    tasks = [dask.delayed(process_station, pure=False)(h, st, qc, rules, dask_key_name=f"station-{i}") for i, (h, st) in enumerate(parts)]
+    with _CountTasks(len(tasks), say):
+        results = dask.compute(*tasks, scheduler=scheduler)
+    return list(results), where
+
+
+def _concat(frames: Sequence[pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate per-station frames keeping categorical columns categorical (their categories differ per station)."""
+    if not frames:
+        return like.iloc[:0]
+    out = pd.concat(frames)
+    for c in frames[0].columns:
+        if isinstance(frames[0][c].dtype, pd.CategoricalDtype) and not isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype("category")
+    return out
+
+
 # ------------------------------------------------------------------ ingest
 def ingest_stations(
     cfg: Config,
@@ -241,18 +414,17 @@ def ingest_stations(
     progress: Progress | None = None,
     storage_options: dict[str, Any] | None = None,
     read_options: Mapping[str, Any] | None = None,
-    min_hours: int = MIN_HOURS,
-    max_gap_days: int = MAX_GAP_DAYS,
-    utc_offset_hours: float | Mapping[str, float] = 0.0,
-    layer_rule: LayerRule = "nearest_centre",
+    rules: DailyRules | None = None,
+    scheduler: str | None = None,
+    **overrides: Any,
 ) -> StationIngestReport:
-    """Read station files, apply QC, and write hourly observations, the station table and raw daily cell targets.
+    """Read station files, apply QC and the daily rules per station, and write the in-situ tables and the QC report.
 
     Parameters
     ----------
     cfg : Config
-        Settings: the region (``cfg.region``) and, when ``store`` is None,
-        the store (``cfg.store``).
+        Settings: the region (``cfg.region``), the daily rules
+        (``cfg.insitu``) and, when ``store`` is None, the store (``cfg.store``).
     paths : str, path or sequence of them
         Station inputs: ISMN files, folders or zip archives (``fmt='ismn'``),
         long CSV or Parquet tables (``'csv'``, ``'parquet'``); local paths or
@@ -263,13 +435,16 @@ def ingest_stations(
         Store root to write below; default ``cfg.store``.
     qc : callable, optional
         Quality control: ``qc(hourly) -> hourly`` with a boolean ``qc_good``
-        column (and any flag columns, e.g. ``qc_flags``), or
-        ``qc(hourly, stations=stations)`` when it has a ``stations``
-        parameter (the station table with ``row``/``col`` and the static
-        variables, e.g. the saturation point). It may return only the rows
-        it checked (index kept); its columns are joined back onto all rows
-        (NA where not checked) before ``insitu/observations`` is written.
-        Without it every finite value counts as good.
+        column (and any flag columns, e.g. ``qc_flags``), called per station;
+        with ``stations=`` (that station's row of the station table, with
+        ``row``/``col`` and the static variables, e.g. the saturation point)
+        when it has a ``stations`` parameter, and ``bad_flags=`` (the rules'
+        codes that drop a reading) when it has a ``bad_flags`` parameter. It
+        may return only the rows it checked (index kept); its columns are
+        joined back onto all rows (NA where not checked) before
+        ``insitu/observations`` is written. Without it every finite value
+        counts as good. With a distributed client it must pickle (a module
+        function does).
     progress : callable, optional
         Called with one line per step.
     storage_options : dict, optional
@@ -278,8 +453,15 @@ def ingest_stations(
         Keyword arguments for the reader (:func:`~smci_dask.insitu.read_ismn`:
         ``variables``, ``sm_unit``; :func:`~smci_dask.insitu.read_station_table`:
         ``network``, ``sm_unit``, ``column_map``, ``constants``, ``na_values``).
-    min_hours, max_gap_days, utc_offset_hours, layer_rule
-        The daily rules (:mod:`smci_dask.insitu.daily`).
+    rules : DailyRules, optional
+        The daily rules; default from ``cfg.insitu``.
+    scheduler : str, optional
+        None: the active Dask client if there is one, else Dask's default
+        local scheduler; or a local scheduler name (``'sync'``, ``'threads'``,
+        ``'processes'``).
+    **overrides
+        Single rules replacing those of ``rules`` (fields of :class:`DailyRules`,
+        e.g. ``min_hours=18``).
 
     Returns
     -------
@@ -298,6 +480,11 @@ def ingest_stations(
     names = [os.fspath(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
     if not names:
         raise InputError("no station input given; pass at least one file, folder or URL")
+    rules = rules if rules is not None else DailyRules.from_config(cfg.insitu)
+    unknown = sorted(set(overrides) - set(DailyRules.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"ingest_stations: unknown rules {unknown}; the rules are {list(DailyRules.__dataclass_fields__)}")
+    rules = replace(rules, **overrides)
     store = store if store is not None else store_from_config(cfg)
     opts = cfg.store.storage_options if storage_options is None else storage_options
     grid = grid_for(cfg.region.name, cfg.region.bbox)
@@ -312,29 +499,47 @@ def ingest_stations(
     stations = _station_table(data.stations, grid)
     if qc is not None:
         say(f"quality control: {getattr(qc, '__name__', 'hook')}")
-        hourly = _run_qc(qc, hourly, stations)
 
-    is_sm = (hourly["variable"] == cv.SM).to_numpy()
-    sm_rows = hourly.loc[is_sm]
+    by_station = hourly.groupby("station_id", sort=True, observed=True, dropna=False).indices
+    station_ids = stations["station_id"].astype(str).to_numpy()
+    work = [(hourly.iloc[rows], stations.loc[station_ids == str(sid)]) for sid, rows in by_station.items()]
+    results, where = _run_stations(work, qc, rules, scheduler, say)
+    checked = _concat([r.hourly for r in results], hourly)
+    if checked.index.is_monotonic_increasing is False and hourly.index.is_monotonic_increasing:
+        checked = checked.sort_index()
+    filled = _concat([r.daily for r in results], pd.DataFrame())
+    report_table = _concat([r.report for r in results], pd.DataFrame()).reset_index(drop=True)
+
+    is_sm = (checked["variable"] == cv.SM).to_numpy()
+    sm_rows = checked.loc[is_sm]
     keys = [k for k in SERIES_KEYS if k in sm_rows.columns]
     sensors = int(sm_rows.groupby(keys, observed=True, dropna=False).ngroups) if len(sm_rows) else 0
 
-    written = []
-    say(f"writing {OBSERVATIONS_RELPATH} ({len(hourly)} rows) and {STATIONS_RELPATH}")
-    _write_replacing(hourly, store, OBSERVATIONS_RELPATH, partition_cols=["variable"])
-    _write_replacing(stations, store, STATIONS_RELPATH)
-    written += [OBSERVATIONS_RELPATH, STATIONS_RELPATH]
-
-    daily = daily_means(hourly, min_hours=min_hours, utc_offset_hours=utc_offset_hours)
-    filled = fill_gaps(daily, max_gap_days=max_gap_days)
-    cells = to_cells(filled, stations, grid, layer_rule=layer_rule)
+    cells = to_cells(
+        filled.reset_index(drop=True),
+        stations,
+        grid,
+        layer_rule=rules.layer_rule,
+        max_distance_cm=rules.layer_max_distance_cm,
+        max_width_cm=rules.layer_max_width_cm,
+    )
     dropped = describe_dropped(cells)
     for line in dropped:
         say(line)
-    say(f"daily: {len(daily)} sensor-days, {filled.attrs['days_filled']} gap-filled, {len(cells)} cell-layer-days")
+    daily_rows = sum(r.daily_rows for r in results)
+    days_filled = sum(r.days_filled for r in results)
+    say(f"daily: {daily_rows} sensor-days, {days_filled} gap-filled, {len(cells)} cell-layer-days")
+
+    # every station is done: now the writes, each table whole
+    written = []
+    say(f"writing {OBSERVATIONS_RELPATH} ({len(checked)} rows), {STATIONS_RELPATH}, {DAILY_RELPATH}, {QC_REPORT_RELPATH}")
+    _write_replacing(checked, store, OBSERVATIONS_RELPATH, partition_cols=["variable"])
+    _write_replacing(stations, store, STATIONS_RELPATH)
     _write_replacing(cells, store, DAILY_RELPATH, partition_cols=["depth_cm"])
     store.rm(MATCHING_STATS_RELPATH)  # statistics of earlier targets no longer hold
-    written.append(DAILY_RELPATH)
+    store.write_text(QC_REPORT_RELPATH, report_table.to_csv(index=False))
+    store.write_bytes(QC_FIGURE_RELPATH, plot_qc_report(report_table, title="Quality control" if qc is not None else "No QC"))
+    written += [OBSERVATIONS_RELPATH, STATIONS_RELPATH, DAILY_RELPATH, QC_REPORT_RELPATH, QC_FIGURE_RELPATH]
 
     lists = cells["station_ids"].astype("category").cat.categories  # a few distinct lists, however many rows
     used_ids = {sid for text in lists for sid in str(text).split(STATION_ID_SEPARATOR)}
@@ -348,18 +553,19 @@ def ingest_stations(
         sensors=sensors,
         sensors_without_layer=int(cells.attrs["sensors_without_layer"]),
         hourly_rows=len(sm_rows),
-        hourly_rows_all=len(hourly),
+        hourly_rows_all=len(checked),
         qc_applied=qc is not None,
-        rows_kept=int(daily.attrs["rows_used"]),
-        daily_rows=len(daily),
-        days_short=int(daily.attrs["days_short"]),
-        gap_filled_days=int(filled.attrs["days_filled"]),
+        rows_kept=sum(r.rows_used for r in results),
+        daily_rows=daily_rows,
+        days_short=sum(r.days_short for r in results),
+        gap_filled_days=days_filled,
         cell_days=len(cells),
         cells=int(cells[["row", "col"]].drop_duplicates().shape[0]),
         cells_several_stations=int((per_cell > 1).sum()),
         issues=list(data.issues) + dropped,
         written=written,
         seconds=round(time.perf_counter() - t0, 2),
+        scheduler=where,
     )
 
 
@@ -438,15 +644,16 @@ def match_targets(
     return report
 
 
-def qc_with_saturation(hourly: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFrame:
+def qc_with_saturation(hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags: Sequence[str] | None = None) -> pd.DataFrame:
     """The ISMN automated checks (:func:`smci_dask.insitu.qc.apply_qc`) with each station's saturation point.
 
     The saturation point (m3/m3) is the station table's ``saturation`` (or the
     ISMN static file's ``saturation_0_30cm``); stations without one get no C03.
-    This is the QC hook :func:`ingest_stations` uses from the CLI and the demo.
+    ``bad_flags``: the codes that drop a reading (default all). This is the QC
+    hook :func:`ingest_stations` uses from the CLI and the demo.
     """
     from smci_dask.insitu.qc import apply_qc
 
     column = next((c for c in ("saturation", "saturation_0_30cm") if c in stations.columns), None)
     saturation = stations.drop_duplicates("station_id").set_index("station_id")[column] if column else None
-    return apply_qc(hourly, saturation=saturation)
+    return apply_qc(hourly, saturation=saturation, bad_flags=bad_flags)  # type: ignore[arg-type]

@@ -9,18 +9,25 @@
   ISMN-like (``ThetaProbe-ML2X``, four to six depths).
 * :func:`make_station_series` turns the daily truth at the stations into
   hourly sensor readings: linear interpolation between daily centres (noon
-  UTC), a small diurnal wiggle, a per-sensor bias U(-0.05, 0.05) m3/m3 and
-  noise N(0, 0.01) m3/m3, squeezed smoothly into (0, saturation). It then
-  injects the faults the Dorigo et al. (2013) checks are built to catch and
-  records every corrupted (or removed) hourly record in a fault table:
+  UTC), a small diurnal wiggle, a per-sensor bias U(-0.05, 0.05) m3/m3 and a
+  sensor error (:func:`sensor_error`: a slow AR(1) drift of 0.008 m3/m3
+  standard deviation and 100 h e-folding time, plus 0.001 m3/m3 white noise),
+  squeezed smoothly into (0, saturation). Hour to hour such a record is calm,
+  as real probe records are, so the isolated spikes and steps below are what
+  the Dorigo et al. (2013) criteria are designed for (their spike and break
+  tests compare second differences either side of the hour to 5-20 %, which
+  hourly white noise of 0.01 m3/m3 would swamp). It then injects the faults
+  the checks are built to catch and records every corrupted (or removed)
+  hourly record in a fault table:
 
   =====================  ==================================================
   fault                  what happens to the readings
   =====================  ==================================================
   ``negative``           1-6 h of values U(-0.05, -0.01) m3/m3
   ``above_0.6``          1-6 h of values U(0.61, 0.85) m3/m3
-  ``spike``              one hour moved by +-U(0.08, 0.25) m3/m3
-  ``break``              level shift of +-U(0.08, 0.15) m3/m3 for 3-20 days
+  ``spike``              one hour moved by +-U(0.08, 0.25) m3/m3, 12 clean
+                         hours either side
+  ``break``              level shift of +-U(0.10, 0.20) m3/m3 for 3-20 days
   ``saturation_plateau`` 12-48 h at the station's saturation, starting at
                          a rainy hour where there is one
   ``low_plateau``        sudden drop to a constant U(0.01, 0.05) m3/m3
@@ -34,7 +41,7 @@
 
   Every record carries at most one fault. Faults other than frozen readings
   keep clean records around them (a day around gaps and plateaus, two days
-  around breaks, a few hours around spikes and out-of-range values), so each
+  around breaks, 12 hours around spikes, two around out-of-range values), so each
   can be seen on its own. The clean readings never leave [0, saturation].
 * :func:`write_ismn`, :func:`write_station_csv`, :func:`write_station_table`,
   :func:`write_faults` write the ISMN header+values files, a long CSV table,
@@ -47,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import xarray as xr
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from smci_dask import conventions as cv
 from smci_dask.errors import GridError, InputError
@@ -88,6 +95,15 @@ FAULT_RATES: dict[str, float] = {
     "above_0.6": 2.0,
 }
 _HOURS_PER_YEAR = 8766.0
+#: Sensor error, m3/m3: a slow drift (AR(1), this standard deviation, e-folding time SENSOR_DRIFT_HOURS) ...
+SENSOR_DRIFT_M3M3 = 0.008
+SENSOR_DRIFT_HOURS = 100.0
+#: ... plus white noise of this standard deviation, hour to hour.
+SENSOR_NOISE_M3M3 = 0.001
+#: Size of a break (level shift), m3/m3: from .. to.
+BREAK_SHIFT_M3M3 = (0.10, 0.20)
+#: Clean hours kept on each side of a spike (Dorigo's spike test looks at the 12 h either side).
+SPIKE_MARGIN_HOURS = 12
 
 
 # ------------------------------------------------------------------ placement
@@ -264,6 +280,24 @@ class _Faults:
         return int(self.rng.poisson(rate_per_year * self.n_hours / _HOURS_PER_YEAR))
 
 
+def sensor_error(rng: np.random.Generator, n_sensors: int, n_hours: int) -> FloatArray:
+    """Hourly sensor error (m3/m3), shape (sensors, hours): a stationary AR(1) drift plus white noise.
+
+    The drift (standard deviation :data:`SENSOR_DRIFT_M3M3`, lag-one
+    correlation ``exp(-1 / SENSOR_DRIFT_HOURS)``) stands for the slow
+    temperature and calibration wander of capacitance probes; the white part
+    (:data:`SENSOR_NOISE_M3M3`) for the reading's own scatter. Hour-to-hour
+    differences stay small, as in real hourly records, so a spike or a step
+    stands out as the Dorigo et al. (2013) criteria expect.
+    """
+    rho = float(np.exp(-1.0 / SENSOR_DRIFT_HOURS))
+    shocks = rng.normal(0.0, SENSOR_DRIFT_M3M3 * np.sqrt(1.0 - rho * rho), size=(n_sensors, n_hours))
+    start = rng.normal(0.0, SENSOR_DRIFT_M3M3, size=(n_sensors, 1))  # the stationary state before the first hour
+    drift = signal.lfilter([1.0], [1.0, -rho], shocks, axis=1, zi=rho * start)[0]
+    drift += rng.normal(0.0, SENSOR_NOISE_M3M3, size=(n_sensors, n_hours))
+    return drift
+
+
 def _gap_length(rng: np.random.Generator) -> int:
     return int(np.exp(rng.uniform(np.log(2.0), np.log(720.0))))
 
@@ -352,10 +386,8 @@ def make_station_series(
     by_day += wiggle[:, None, :]
     rng = component_rng(seed, "stations", "series")
     bias = rng.uniform(-0.05, 0.05, size=(n_sensors, 1))
-    noise = rng.normal(0.0, 0.01, size=(n_sensors, n_hours))
     interp += bias
-    interp += noise
-    del noise
+    interp += sensor_error(rng, n_sensors, n_hours)
     clean = np.round(soft_clip(interp, 0.0, sat, 0.03), 4)
     del interp
 
@@ -439,7 +471,7 @@ def _inject_events(f: _Faults, s: int, obs: FloatArray, clean: FloatArray, sat: 
         if a is None:
             continue
         seg = clean[s, a : a + length]
-        shift = round(rng.uniform(0.08, 0.15), 4)
+        shift = round(rng.uniform(BREAK_SHIFT_M3M3[0], BREAK_SHIFT_M3M3[1]), 4)
         for sign in rng.permutation([-1.0, 1.0]):
             moved = seg + sign * shift
             if moved.min() >= 0.005 and moved.max() <= sat - 0.005:
@@ -469,7 +501,7 @@ def _inject_events(f: _Faults, s: int, obs: FloatArray, clean: FloatArray, sat: 
                 f.mark(s, a, a + length, "low_plateau", 24)
                 break
     for _ in range(f.count(FAULT_RATES["spike"])):
-        a = start(1, 3)
+        a = start(1, SPIKE_MARGIN_HOURS)
         if a is None:
             continue
         size = round(rng.uniform(0.08, 0.25), 4)
@@ -477,7 +509,7 @@ def _inject_events(f: _Faults, s: int, obs: FloatArray, clean: FloatArray, sat: 
             value = clean[s, a] + sign * size
             if 0.005 <= value <= min(sat, 0.6):
                 obs[s, a] = value
-                f.mark(s, a, a + 1, "spike", 3)
+                f.mark(s, a, a + 1, "spike", SPIKE_MARGIN_HOURS)
                 break
     for fault, lo, hi in (("negative", -0.05, -0.01), ("above_0.6", 0.61, 0.85)):
         for _ in range(f.count(FAULT_RATES[fault])):

@@ -19,6 +19,8 @@
                                 its fault type and its clean value
 ``truth/sm_truth.zarr``         true daily soil moisture (time, depth, lat,
                                 lon), m3/m3, NaN over water
+``products/somo_like.nc``       an extra 0.25 degree, 3-layer product made from
+                                the truth (:mod:`smci_dask.synthetic.products`)
 ``quicklook.png``               stations, land cover and the truth at a glance
 ``world.json``                  region, grid, years, seed, files and counts
 ==============================  ==============================================
@@ -47,6 +49,7 @@ from smci_dask.io import Store, open_zarr
 from smci_dask.synthetic.era5 import make_era5_daily, write_era5_month_files
 from smci_dask.synthetic.fields import component_rng
 from smci_dask.synthetic.lai import make_lai, write_lai_files
+from smci_dask.synthetic.products import SOMO_NAME, SOMO_PATH, make_somo_like, write_product
 from smci_dask.synthetic.quicklook import render_quicklook
 from smci_dask.synthetic.statics import make_statics, write_static_geotiffs
 from smci_dask.synthetic.station_files import write_faults, write_ismn, write_station_csv, write_station_table
@@ -226,6 +229,11 @@ def make_world(
     files["faults"] = write_faults(faults, store, FAULTS)
     done()
     say(f"stations: {len(stations)} stations, {len(obs)} hourly records, {len(faults)} faulty or missing records logged")
+
+    done = step("products")
+    files["products"] = {SOMO_NAME: write_product(make_somo_like(truth, grid, seed), store, SOMO_PATH)}
+    done()
+    say(f"products: {SOMO_NAME} (0.25 degree, 3 layers) -> {SOMO_PATH}")
 
     title = f"synthetic world '{region}' ({grid.bbox}), {days[0].date()} to {days[-1].date()}, seed {seed}"
     store.write_bytes(QUICKLOOK, render_quicklook(grid, statics, stations, truth, obs, title=title))

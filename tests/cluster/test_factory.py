@@ -289,12 +289,13 @@ def test_kubernetes_without_kube_config_home_default(no_kube: Path, monkeypatch:
 
 
 def test_kubernetes_arguments(no_kube: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What KubeCluster receives; a LocalCluster stands in for the pods."""
+    """What KubeCluster receives: the DaskCluster of kubernetes_cluster_spec; a LocalCluster stands in for the pods."""
     import dask_kubernetes.operator
 
     no_kube.write_text("apiVersion: v1\nkind: Config\n")  # credentials now "exist"
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id-from-driver")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("SMCI__STORE__ROOT", "s3://bucket/smci")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "must-not-be-copied")
     seen: dict[str, Any] = {}
 
     def fake_kube_cluster(**kwargs: Any) -> LocalCluster:
@@ -308,15 +309,22 @@ def test_kubernetes_arguments(no_kube: Path, monkeypatch: pytest.MonkeyPatch) ->
             "name": "smci-test",
             "namespace": "soil",
             "n_workers": 1,
-            "env_from_driver": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+            "env_from_driver": ["SMCI__STORE__ROOT", "AWS_ENDPOINT_URL"],
         },
     )
-    with cluster_client(cfg, timeout=10) as client:
+    with cluster_client(cfg, timeout=60) as client:  # generous: the stand-in LocalCluster starts slowly on a busy machine
         assert cluster_info(client)["n_workers"] == 1
-    assert seen["name"] == "smci-test" and seen["namespace"] == "soil" and seen["n_workers"] == 1
-    assert seen["image"] == cfg.cluster.kubernetes.image
-    assert seen["resources"] == {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
-    assert seen["env"] == {"AWS_ACCESS_KEY_ID": "id-from-driver"}  # only variables the driver has
+    assert seen["namespace"] == "soil" and seen["n_workers"] == 1
+    spec = seen["custom_cluster_spec"]
+    assert spec["metadata"]["name"] == "smci-test" and spec["spec"]["worker"]["replicas"] == 1
+    (worker,) = spec["spec"]["worker"]["spec"]["containers"]
+    assert worker["image"] == cfg.cluster.kubernetes.image
+    assert worker["resources"] == {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+    literal = {e["name"]: e["value"] for e in worker["env"] if "value" in e}
+    assert literal == {"SMCI__STORE__ROOT": "s3://bucket/smci"}  # only listed variables the driver has
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in worker["env"] if "valueFrom" in e}
+    assert from_secret == {k: "smci-object-store" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")}
+    assert "must-not-be-copied" not in str(spec)
 
 
 def test_kubernetes_operator_failure_is_a_cluster_error(no_kube: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import dask
 import numpy as np
@@ -50,7 +51,7 @@ from smci_dask.covariates import (
     write_era5land_daily,
 )
 from smci_dask.covariates.era5land import units_match
-from smci_dask.errors import InputError
+from smci_dask.errors import InputError, StoreError
 from smci_dask.grid.spec import GridSpec
 from smci_dask.io import Store
 
@@ -738,22 +739,47 @@ def test_a_run_killed_midway_claims_no_day_and_is_redone(tmp_path: Path, monkeyp
 
     store = Store.from_url(tmp_path / "store")
     write_era5land_daily(make_daily(days("2020-01-01", "2020-01-02")), store, REL, time_chunk=4)
-    real = era5land.write_zarr
-    calls = {"region": 0}
+    real = era5land.write_zarr_blocks
+    written: list[str] = []
 
-    def failing(ds: xr.Dataset, *args: object, **kwargs: object) -> object:
-        if kwargs.get("region") is not None:
-            calls["region"] += 1
-            if calls["region"] == 3:  # the second time chunk's first variable
-                raise OSError("connection lost")
-        return real(ds, *args, **kwargs)
+    def failing(store: Store, relpath: str, blocks: Any, **kwargs: Any) -> int:
+        def cut() -> Any:
+            for k, block in enumerate(blocks):
+                if k == 2:  # the second time chunk's first variable: the connection drops after two blocks
+                    raise OSError("connection lost")
+                written.append(block[0])
+                yield block
 
-    monkeypatch.setattr(era5land, "write_zarr", failing)
+        return real(store, relpath, cut(), **kwargs)
+
+    monkeypatch.setattr(era5land, "write_zarr_blocks", failing)
     with pytest.raises(OSError, match="connection lost"):
         write_era5land_daily(make_daily(days("2020-01-03", "2020-01-07")), store, REL)
+    assert written == ["tp", "t2m"]  # the first time chunk was written whole, then the run died
     assert list(complete_days(store, REL)) == list(days("2020-01-01", "2020-01-02"))
-    monkeypatch.setattr(era5land, "write_zarr", real)
+    monkeypatch.setattr(era5land, "write_zarr_blocks", real)
     report = write_era5land_daily(make_daily(days("2020-01-03", "2020-01-07")), store, REL)
     assert report.written == list(days("2020-01-03", "2020-01-07"))
     back = open_era5land_daily(store, REL)
     np.testing.assert_allclose(back.tp.isel(lat=0, lon=0).values, np.arange(7))
+
+
+def test_block_writes_name_the_store_and_leave_the_days_listed(tmp_path: Path) -> None:
+    from smci_dask.io.arrays import write_zarr_blocks
+
+    store = Store.from_url(tmp_path / "store")
+    whole = (slice(0, 4), slice(None), slice(None))
+    with pytest.raises(StoreError, match=r"store .*store.*create it first"):
+        write_zarr_blocks(store, REL, iter([]))
+    write_era5land_daily(make_daily(days("2020-01-01", "2020-01-02")), store, REL, time_chunk=4)
+    before = store_files(store)
+    block = np.zeros((4, LAT.size, LON.size), np.float32)
+    with pytest.raises(StoreError, match="no array 'swvl1'"):
+        write_zarr_blocks(store, REL, [("swvl1", whole, block)], attrs={"complete_days": []})
+    with pytest.raises(StoreError, match=r"block for 'tp' .* does not fit"):
+        write_zarr_blocks(store, REL, [("tp", whole, block[:2])], attrs={"complete_days": []})
+    assert store_files(store) == before  # nothing written, the complete days not touched
+    assert write_zarr_blocks(store, REL, [("tp", whole, block + 5)], attrs={"note": "x"}) == 1
+    back = open_era5land_daily(store, REL, complete_only=False)
+    assert (back.tp.values[:4] == 5).all() and back.attrs["note"] == "x"
+    assert list(complete_days(store, REL)) == list(days("2020-01-01", "2020-01-02"))

@@ -191,6 +191,23 @@ def test_sinusoidal_matches_nearest_pixel_and_source(sinusoidal: list[str], sour
         assert abs(float(lai[k][ok].mean()) - float(truth[ok].mean())) < 0.02
 
 
+def test_cli_sinusoidal_files_into_an_s3_store(sinusoidal: list[str], s3_store: tuple[str, dict[str, Any]], s3_server: Any) -> None:
+    """`smci ingest lai` with sinusoidal files and the store on S3 gives the values the reader gives (checked above)."""
+    from click.testing import CliRunner
+
+    from smci_dask.cli.main import cli
+
+    url, options = s3_store
+    env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": s3_server.endpoint_url}
+    res = CliRunner().invoke(cli, ["ingest", "lai", *sinusoidal, "--store", url, "--region", "tiny"], env=env)
+    assert res.exit_code == 0, res.output
+    assert f"{len(sinusoidal)} composites written" in res.output
+    stored = open_lai(Store.from_url(url, options))["lai"]
+    want = read_lai_files(sinusoidal, GRID).compute()["lai"]
+    np.testing.assert_array_equal(stored[cv.TIME8].values, want[cv.TIME8].values)
+    np.testing.assert_allclose(stored.values, want.values, rtol=0, atol=1e-6, equal_nan=True)  # uint8 x 0.1 in the store
+
+
 def test_sinusoidal_average_resampling(sinusoidal: list[str], source: xr.Dataset, statics: xr.Dataset) -> None:
     """Forced averaging: each cell's value lies within the range of the source values around it (5 x 5 cells)."""
     avg = read_lai_files(sinusoidal[2], GRID, resampling="average")["lai"].values[0]
@@ -317,6 +334,20 @@ def test_failed_ingest_leaves_the_list(tmp_path: Path, files: list[str]) -> None
     assert list(complete_composites(store)) == list(pd.DatetimeIndex(open_lai(store)[cv.TIME8].values))
     assert len(complete_composites(store)) == 2
     assert open_lai(store).attrs[COMPLETE_ATTR] == ["2019-01-01", "2019-01-09"]
+
+
+def test_corrupt_byte_is_named_and_the_list_stays(tmp_path: Path, files: list[str]) -> None:
+    store = Store.from_url(tmp_path / "store")
+    ingest_lai(files[:2], store, GRID)
+    bad = tmp_path / "in" / Path(files[3]).name
+    bad.parent.mkdir()
+    data = bytearray(Path(files[3]).read_bytes())
+    middle = len(data) // 2  # inside the compressed tiles, the header intact
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=Path(files[3]).name):
+        ingest_lai([files[2], str(bad)], store, GRID)
+    assert [f"{d:%Y-%m-%d}" for d in complete_composites(store)] == ["2019-01-01", "2019-01-09"]
 
 
 # ------------------------------------------------------------------ bad input

@@ -337,3 +337,53 @@ def test_corrupt_and_absent_files(tmp_path: Path, static_dir: str) -> None:
         read_static_rasters(tmp_path / "nowhere", GRID)
     with pytest.raises(InputError, match=r"no file matches"):
         read_static_rasters(str(tmp_path / "nowhere" / "*.tif"), GRID)
+
+
+def _store_bytes(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def _flip_middle(path: Path) -> None:
+    """A corrupt byte run in the middle of the file (inside the compressed tiles), the header intact."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda d: _flip_middle(d / "clay.tif"), r"clay.tif"),
+        (lambda d: rewrite(d / "porosity.tif", units="kg"), r"porosity.tif.*'kg'"),
+        (lambda d: (d / "sand.tif").unlink(), r"missing: sand"),
+        (lambda d: rewrite(d / "silt.tif", np.zeros((30, 60), np.float32)), r"silt.tif: does not cover the region"),
+    ],
+    ids=["corrupt-byte", "wrong-unit", "variable-missing", "region-not-covered"],
+)
+def test_bad_layer_leaves_an_existing_store_as_it_was(tmp_path: Path, static_dir: str, damage: Any, words: str) -> None:
+    store = Store.from_url(tmp_path / "out")
+    ingest_static(static_dir, store, GRID)
+    before = _store_bytes(tmp_path / "out")
+    bad = copy_statics(static_dir, tmp_path / "bad")
+    damage(bad)
+    with pytest.raises(InputError, match=words):
+        ingest_static(bad, store, GRID)
+    assert _store_bytes(tmp_path / "out") == before
+
+
+def test_cli_into_an_s3_store_equals_the_source(
+    static_dir: str, source: xr.Dataset, s3_store: tuple[str, dict[str, Any]], s3_server: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from smci_dask.cli.main import cli
+
+    url, options = s3_store
+    env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": s3_server.endpoint_url}
+    res = CliRunner().invoke(cli, ["ingest", "static", static_dir, "--store", url, "--region", "tiny"], env=env)
+    assert res.exit_code == 0, res.output
+    stored = open_static(Store.from_url(url, options))
+    for name in cv.STATIC_VARS:
+        np.testing.assert_array_equal(stored[name].values, source[name].values, err_msg=name)
+    np.testing.assert_array_equal(stored["land"].values, land_mask_from_landcover(source["landcover"].values))

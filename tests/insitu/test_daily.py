@@ -136,27 +136,34 @@ def _daily(station: str, days: list[int], values: list[float]) -> pd.DataFrame:
     )
 
 
-def test_gap_of_five_days_is_filled_six_is_not_and_ends_are_not_extrapolated() -> None:
-    # kept days 0, 1 | 2-6 missing (5 days) | 7 | 8-13 missing (6 days) | 14
-    daily = _daily("N/A", [0, 1, 7, 14], [0.10, 0.20, 0.32, 0.40])
+def test_gaps_up_to_ten_days_are_filled_longer_ones_stay_empty_and_ends_are_not_extrapolated() -> None:
+    """The issue's rule by hand: valid values within 5 days before or after; gaps over 10 days stay empty."""
+    # kept days 0, 1 | 2-11 missing (10 days) | 12 | 13-23 missing (11 days) | 24 | 25 | 26-28 missing (3) | 29
+    daily = _daily("N/A", [0, 1, 12, 24, 25, 29], [0.10, 0.20, 0.42, 0.30, 0.33, 0.21])
     out = fill_gaps(daily)
     days = [(t - DAY).days for t in out["time"]]
-    assert days == [0, 1, 2, 3, 4, 5, 6, 7, 14]
+    assert days == [*range(0, 13), 24, 25, 26, 27, 28, 29]
     filled = out[out["filled"]]
-    assert [(t - DAY).days for t in filled["time"]] == [2, 3, 4, 5, 6]
-    expected = [0.20 + (0.32 - 0.20) * k / 6 for k in range(1, 6)]  # hand computation: linear between day 1 and day 7
-    np.testing.assert_allclose(filled["sm"], expected, rtol=0, atol=1e-15)
+    assert [(t - DAY).days for t in filled["time"]] == [*range(2, 12), 26, 27, 28]
+    # hand computation: day 1 (0.20) to day 12 (0.42) is 11 days, +0.02 a day; day 25 (0.33) to day 29 (0.21), -0.03 a day
+    expected = [0.22, 0.24, 0.26, 0.28, 0.30, 0.32, 0.34, 0.36, 0.38, 0.40, 0.30, 0.27, 0.24]
+    np.testing.assert_allclose(filled["sm"], expected, rtol=0, atol=1e-12)
     assert (filled["n_hours"] == 0).all() and (out.loc[~out["filled"], "n_hours"] == 24).all()
-    assert out.attrs["days_filled"] == 5
+    assert out.attrs["days_filled"] == 13
     assert out["station_id"].eq("N/A").all() and out["sensor"].eq("probe").all()
 
 
 def test_gap_filling_options_and_series_boundaries() -> None:
-    daily = _daily("N/A", [0, 7], [0.1, 0.3])  # a 6-day gap
+    daily = _daily("N/A", [0, 12], [0.1, 0.34])  # an 11-day gap
     assert len(fill_gaps(daily)) == 2
-    wide = fill_gaps(daily, max_gap_days=6)
-    np.testing.assert_allclose(wide["sm"], 0.1 + 0.2 * np.arange(8) / 7, atol=1e-15)
+    wide = fill_gaps(daily, max_distance_days=6, max_gap_days=11)
+    np.testing.assert_allclose(wide["sm"], 0.1 + 0.02 * np.arange(13), atol=1e-12)
+    # only the edges: days within 2 of a kept day, of a gap no longer than 11 days
+    edges = fill_gaps(daily, max_distance_days=2, max_gap_days=11)
+    assert [(t - DAY).days for t in edges["time"]] == [0, 1, 2, 10, 11, 12]
+    np.testing.assert_allclose(edges["sm"], [0.1, 0.12, 0.14, 0.30, 0.32, 0.34], atol=1e-12)
     assert len(fill_gaps(_daily("N/A", [0, 2], [0.1, 0.3]), max_gap_days=0)) == 2
+    assert len(fill_gaps(_daily("N/A", [0, 2], [0.1, 0.3]), max_distance_days=0)) == 2
     # never across two series: A ends on day 1, B starts on day 3
     two = pd.concat([_daily("N/A", [0, 1], [0.1, 0.1]), _daily("N/B", [3, 4], [0.5, 0.5])], ignore_index=True)
     assert len(fill_gaps(two)) == 4
@@ -169,6 +176,8 @@ def test_gap_filling_options_and_series_boundaries() -> None:
         fill_gaps(_daily("N/A", [0, 0], [0.1, 0.2]))
     with pytest.raises(InputError, match="max_gap_days"):
         fill_gaps(daily, max_gap_days=-1)
+    with pytest.raises(InputError, match="max_distance_days"):
+        fill_gaps(daily, max_distance_days=-1)
 
 
 # ------------------------------------------------------------------ cells
@@ -226,13 +235,13 @@ def test_random_series_against_a_plain_reference() -> None:
     for s in range(6):
         hours = pd.date_range("2019-01-01", periods=24 * 60, freq="h")
         keep = rng.random(hours.size) > rng.uniform(0.05, 0.7)  # random missing hours
-        for a in rng.integers(0, hours.size, 4):  # outages of up to 10 days
-            keep[a : a + int(rng.integers(24, 240))] = False
+        for a in rng.integers(0, hours.size, 4):  # outages of up to 20 days
+            keep[a : a + int(rng.integers(24, 480))] = False
         n = int(keep.sum())
         frames.append(_hourly(f"N/S{s}", hours[keep], rng.uniform(0.05, 0.45, n), qc_good=rng.random(n) > 0.05))
     hourly = pd.concat(frames, ignore_index=True)
     daily = daily_means(hourly, min_hours=12)
-    out = fill_gaps(daily, max_gap_days=5)
+    out = fill_gaps(daily)  # the defaults: within 5 days before or after, gaps over 10 days empty
     assert daily.attrs["days_short"] > 20
 
     expected = []
@@ -241,10 +250,10 @@ def test_random_series_against_a_plain_reference() -> None:
         per_day = g.groupby(g["time"].dt.floor("D"))["value"].agg(["mean", "count"])
         kept = per_day[per_day["count"] >= 12]["mean"]
         full = kept.reindex(pd.date_range(kept.index.min(), kept.index.max(), freq="D"))
-        filled = full.interpolate(method="linear", limit_area="inside")
+        filled = full.interpolate(method="linear", limit=5, limit_direction="both", limit_area="inside")
         missing_run = full.isna().groupby(full.notna().cumsum()).transform("sum")  # length of the gap each day sits in
-        filled[full.isna() & (missing_run > 5)] = np.nan
-        long_gaps += int((full.isna() & (missing_run > 5)).sum())
+        filled[full.isna() & (missing_run > 10)] = np.nan
+        long_gaps += int((full.isna() & (missing_run > 10)).sum())
         for day, v in filled.dropna().items():
             expected.append((sid, day, v, bool(np.isnan(full[day]))))
     ref = pd.DataFrame(expected, columns=["station_id", "time", "sm", "filled"])

@@ -9,6 +9,7 @@ import pytest
 
 from smci_dask.errors import ConfigError, InputError
 from smci_dask.models import Ensemble, fit_member, fit_weights, make_ensemble, make_estimator
+from smci_dask.models.estimators import model_bytes, predict_member, rows_per_tree, tree_leaves
 
 N_FEATURES = 12
 HYPER = {"n_estimators": 60, "subsample": 0.632, "max_depth": None, "seed": 3}
@@ -152,3 +153,70 @@ def test_max_leaves_caps_model_size(problem: dict[str, np.ndarray]) -> None:
     assert max(t["num_leaves"] for t in lgbm.booster_.dump_model()["tree_info"]) <= 8
     xgbm = fit_member("xgboost", X, y, max_features=6, min_samples_leaf=5, max_leaves=8, **hyper)
     assert max(int(np.sum(np.asarray(t["left_children"]) == -1)) for t in _xgb_trees(xgbm)) <= 8
+
+
+def test_max_samples_means_rows_per_tree_in_every_library(problem: dict[str, np.ndarray]) -> None:
+    """max_samples caps the rows each tree sees: LightGBM's leaf counts, XGBoost's root cover and sklearn's draws sum to it."""
+    X, y = problem["X"][:4000], problem["y"][:4000]
+    hyper = {**HYPER, "n_estimators": 8}
+    assert rows_per_tree(4000, 0.632, 1000) == 1000 and rows_per_tree(4000, 0.632) == 2528 and rows_per_tree(4000, 0.632, 9999) == 2528
+    lgbm = fit_member("lightgbm", X, y, max_features=6, min_samples_leaf=10, max_samples=1000, **hyper)
+    bags = [sum(leaf["leaf_count"] for leaf in _lgb_leaves(t["tree_structure"])) for t in lgbm.booster_.dump_model()["tree_info"]]
+    assert all(900 <= b <= 1100 for b in bags), bags  # Bernoulli bagging: ~1000 rows
+    xgbm = fit_member("xgboost", X, y, max_features=6, min_samples_leaf=10, max_samples=1000, **hyper)
+    roots = [t["sum_hessian"][0] for t in _xgb_trees(xgbm)]
+    assert all(900 <= r <= 1100 for r in roots), roots
+    sk = fit_member("sklearn", X, y, max_features=6, min_samples_leaf=10, max_samples=1000, **hyper)
+    assert all(e.tree_.weighted_n_node_samples[0] == 1000 for e in sk.estimators_)  # 1000 draws with replacement
+    # fewer rows per tree -> fewer leaves: never more than rows // min_samples_leaf
+    for model in (lgbm, xgbm, sk):
+        assert tree_leaves(model).max() <= 1100 // 10
+    with pytest.raises(InputError, match="n_rows"):
+        make_estimator("xgboost", n_features=5, max_features=2, min_samples_leaf=5, max_samples=100, **HYPER)
+    with pytest.raises(ConfigError, match="max_samples"):
+        fit_member("xgboost", X, y, max_features=2, min_samples_leaf=5, max_samples=0, **hyper)
+
+
+@pytest.mark.parametrize("member", ["lightgbm", "xgboost", "sklearn"])
+def test_depth_and_leaf_caps_mean_the_same(member: str, problem: dict[str, np.ndarray]) -> None:
+    X, y = problem["X"][:3000], problem["y"][:3000]
+    hyper = {**HYPER, "n_estimators": 6}
+    shallow = fit_member(member, X, y, max_features=6, min_samples_leaf=5, **{**hyper, "max_depth": 3})
+    leaves = tree_leaves(shallow)
+    assert leaves.max() == 8 and leaves.min() >= 4  # depth 3 = at most 2**3 leaves, and the cap is reached
+    capped = fit_member(member, X, y, max_features=6, min_samples_leaf=5, max_leaves=20, **hyper)
+    assert set(tree_leaves(capped)) == {20}  # best-first growth stops at exactly the cap
+
+
+def test_model_bytes_are_the_native_model(problem: dict[str, np.ndarray], fitted: dict[str, object]) -> None:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    Xt = problem["Xt"][:200]
+    lgb_bytes = model_bytes(fitted["lightgbm"])
+    assert lgb_bytes.startswith(b"tree\n")
+    np.testing.assert_allclose(lgb.Booster(model_str=lgb_bytes.decode()).predict(Xt), fitted["lightgbm"].predict(Xt))
+    booster = xgb.Booster()
+    booster.load_model(bytearray(model_bytes(fitted["xgboost"])))
+    np.testing.assert_allclose(booster.inplace_predict(Xt), fitted["xgboost"].predict(Xt), rtol=1e-6)
+    # leaves per tree, counted independently from each library's own dump
+    lgb_leaves = [len(_lgb_leaves(t["tree_structure"])) for t in fitted["lightgbm"].booster_.dump_model()["tree_info"]]
+    assert tree_leaves(fitted["lightgbm"]).tolist() == lgb_leaves
+    xgb_leaves = [int(np.sum(np.asarray(t["left_children"]) == -1)) for t in _xgb_trees(fitted["xgboost"])]
+    assert tree_leaves(fitted["xgboost"]).tolist() == xgb_leaves
+    sk_leaves = [int(np.sum(e.tree_.children_left == -1)) for e in fitted["sklearn"].estimators_]
+    assert tree_leaves(fitted["sklearn"]).tolist() == sk_leaves
+    assert len(model_bytes(fitted["sklearn"])) > 0
+    with pytest.raises(InputError, match="not a fitted"):
+        model_bytes(object())
+
+
+@pytest.mark.parametrize("member", ["lightgbm", "xgboost", "sklearn"])
+def test_float32_input_predicts_exactly_as_its_float64_copy(member: str, problem: dict[str, np.ndarray], fitted: dict[str, object]) -> None:
+    """Float32 features are predicted without widening; the widened copy gives bit-identical predictions."""
+    X32 = problem["Xt"][:500].astype(np.float32)
+    model = fitted[member]
+    np.testing.assert_array_equal(predict_member(model, X32), predict_member(model, X32.astype(np.float64)))
+    if member != "sklearn":
+        booster = model.booster_ if member == "lightgbm" else model.get_booster()
+        np.testing.assert_array_equal(predict_member(booster, X32), predict_member(model, X32))

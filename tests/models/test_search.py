@@ -7,8 +7,19 @@ import pytest
 from distributed import Client, LocalCluster
 
 from smci_dask.config import ModelConfig
-from smci_dask.errors import InputError
-from smci_dask.models import cell_groups, grouped_kfold, random_kfold, refit_best, search_from_config, search_hyperparameters
+from smci_dask.errors import ConfigError, InputError
+from smci_dask.models import (
+    candidate_grid,
+    cell_groups,
+    fit_member,
+    grouped_kfold,
+    make_folds,
+    random_kfold,
+    refit_best,
+    search_from_config,
+    search_hyperparameters,
+)
+from smci_dask.models.search import ForestEnsembleRegressor, sample_candidates
 
 FIXED = {"n_estimators": 15, "subsample": 0.632, "max_depth": None, "seed": 7}
 
@@ -136,3 +147,71 @@ def test_rf_modes_reach_sklearn_cv_rmse(data: dict[str, np.ndarray]) -> None:
     rmse = res.table.set_index("member")["rmse_mean"]
     for member in ("lightgbm", "xgboost"):
         assert rmse[member] <= 1.05 * rmse["sklearn"], rmse.to_dict()
+
+
+def test_grouped_year_folds_keep_years_apart() -> None:
+    years = np.repeat([2018, 2019, 2020, 2021, 2022], [30, 40, 50, 20, 10])
+    one_per_year = make_folds("grouped_year", len(years), 10, seed=0, years=years)
+    assert len(one_per_year) == 5 and sorted(len(v) for _, v in one_per_year) == [10, 20, 30, 40, 50]
+    two = make_folds("grouped_year", len(years), 2, seed=3, years=years)
+    assert len(two) == 2
+    for train, valid in two:
+        assert not set(years[train]) & set(years[valid]) and len(train) + len(valid) == len(years)
+    with pytest.raises(InputError, match="at least 2"):
+        make_folds("grouped_year", 5, 3, seed=0, years=np.full(5, 2020))
+    groups = np.repeat(np.arange(6), 10)
+    alias = make_folds("grouped", 60, 3, seed=0, groups=groups)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(alias, make_folds("grouped_station", 60, 3, 0, groups=groups), strict=True))
+    with pytest.raises(InputError, match="grouped_station, random, grouped_year"):
+        make_folds("by_station", 60, 3, seed=0, groups=groups)  # type: ignore[arg-type]
+
+
+def test_dask_ml_engine_gives_the_tasks_table(data: dict[str, np.ndarray], sequential) -> None:  # noqa: ANN001
+    """Same folds and seeds: dask-ml's GridSearchCV over the ensemble estimator scores every cell as the tasks engine does."""
+    folds = grouped_kfold(data["groups"], 3, seed=0)
+    kw = {"members": ["lightgbm", "xgboost"], "max_features": [2, 8], "min_samples_leaf": [5, 600], **FIXED}
+    res = search_hyperparameters(data["X"], data["y"], folds, engine="dask-ml", **kw)
+    keys = ["member", "max_features", "min_samples_leaf"]
+    cols = ["rmse_mean", "rmse_std", "ubrmse_mean", "r_mean", "bias_mean"]
+    a, b = res.table.set_index(keys)[cols], sequential.table.set_index(keys)[cols]
+    np.testing.assert_allclose(a.loc[b.index].to_numpy(), b.to_numpy(), rtol=1e-12, atol=1e-15)
+    assert res.best == sequential.best and res.engine == "dask-ml" and res.oof is None
+    # the ensemble row is the members' mean, recomputed here for one fold from the members' own fits
+    train, valid = folds[2]
+    p = [
+        fit_member(m, data["X"][train], data["y"][train], max_features=8, min_samples_leaf=5, **FIXED).predict(data["X"][valid])
+        for m in kw["members"]
+    ]
+    rmse = np.sqrt(np.mean((np.mean(p, axis=0) - data["y"][valid]) ** 2))
+    got = res.folds.query("member == 'ensemble' and max_features == 8 and min_samples_leaf == 5 and fold == 2")["rmse"]
+    assert got.to_numpy() == pytest.approx([rmse], rel=1e-9)
+    with pytest.raises(ConfigError, match="out-of-fold predictions"):
+        refit_best(data["X"], data["y"], res, feature_names=[f"f{i}" for i in range(8)], ensemble="weights")
+
+
+def test_random_search_draws_the_same_cells_in_both_engines(data: dict[str, np.ndarray], sequential) -> None:  # noqa: ANN001
+    grid = candidate_grid([1, 2, 4, 8], [5, 50, 600], 8)
+    drawn = sample_candidates(grid, 4, seed=11)
+    assert len(drawn) == 4 == len(set(drawn)) and set(drawn) <= set(grid)
+    assert sample_candidates(grid, 4, seed=11) == drawn and sample_candidates(grid, 4, seed=12) != drawn
+    assert sample_candidates(grid, 99, seed=0) == grid and sample_candidates(grid, None, seed=0) == grid
+    folds = grouped_kfold(data["groups"], 2, seed=0)
+    kw = {"members": ["xgboost"], "max_features": [2, 8], "min_samples_leaf": [5, 600], "n_iter": 3, **FIXED}
+    tasks = search_hyperparameters(data["X"], data["y"], folds, **kw)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        dml = search_hyperparameters(data["X"], data["y"], folds, engine="dask-ml", client=client, **kw)
+    cells = sorted(zip(tasks.table["max_features"], tasks.table["min_samples_leaf"], strict=True))
+    assert len(cells) == 3 and cells == sorted(zip(dml.table["max_features"], dml.table["min_samples_leaf"], strict=True))
+    np.testing.assert_allclose(tasks.table["rmse_mean"], dml.table["rmse_mean"], rtol=1e-12)
+
+
+def test_ensemble_estimator_is_a_scikit_learn_regressor(data: dict[str, np.ndarray]) -> None:
+    from sklearn.base import clone, is_regressor
+
+    est = ForestEnsembleRegressor(members=("lightgbm", "xgboost"), max_features=3, min_samples_leaf=20, **FIXED)
+    assert is_regressor(est) and clone(est).get_params() == est.get_params()
+    X, y = data["X"][:800], data["y"][:800]
+    fitted = clone(est).set_params(max_features=99).fit(X, y)  # max_features above the columns is clipped
+    members = fitted.predict_members(X[:50])
+    np.testing.assert_allclose(fitted.predict(X[:50]), (members["lightgbm"] + members["xgboost"]) / 2)
+    assert fitted.score(X, y) > 0.5  # R^2 of RegressorMixin on its own training rows

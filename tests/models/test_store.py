@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from smci_dask.errors import InputError, StoreError
+from smci_dask.features import FEATURE_NAMES
 from smci_dask.io import Store
 from smci_dask.models import (
     fingerprint_table,
@@ -66,7 +67,7 @@ def test_tampered_file_is_a_clear_error(tmp_path, trained: dict[str, object]) ->
     data[len(data) // 2] ^= 0xFF
     store.write_bytes(path, bytes(data))
     with pytest.raises(InputError, match=r"xgboost\.ubj: SHA-256 .* does not match"):
-        load_model(store, "r1", "final", 20)
+        load_model(store, "r1", "final", 20, features=FEATURES)
 
 
 def test_feature_mismatch_and_missing_model(tmp_path, trained: dict[str, object]) -> None:  # noqa: ANN001
@@ -77,7 +78,25 @@ def test_feature_mismatch_and_missing_model(tmp_path, trained: dict[str, object]
     with pytest.raises(InputError, match=r"missing \['x5'\]"):
         load_model(store, "r1", "year", 30, features=FEATURES[:5])
     with pytest.raises(StoreError, match="does not exist"):
-        load_model(store, "r1", "year", 40)
+        load_model(store, "r1", "year", 40, features=FEATURES)
+
+
+def test_default_check_is_the_current_feature_function(tmp_path, trained: dict[str, object]) -> None:  # noqa: ANN001
+    """A model trained on another feature list (e.g. before the feature function changed) is refused by default."""
+    store = Store.from_url(tmp_path)
+    save_model(store, "old", "final", 10, _ensemble(trained), training_fingerprint="x")
+    with pytest.raises(InputError, match="re-train the model with the current feature function") as info:
+        load_model(store, "old", "final", 10)
+    assert f"missing {sorted(FEATURES)}, unexpected {sorted(FEATURE_NAMES)}" in str(info.value)
+    with pytest.raises(InputError, match="re-train"):
+        load_model_cached(store, "old", "final", 10)
+    assert load_model(store, "old", "final", 10, features=None).feature_names == FEATURES  # None: no check
+    # a model on the current list loads with the default
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, len(FEATURE_NAMES)))
+    ens = make_ensemble({"xgboost": fit_member("xgboost", X, X[:, 0], **HYPER)}, FEATURE_NAMES)
+    save_model(store, "new", "final", 10, ens, training_fingerprint="y")
+    np.testing.assert_array_equal(load_model(store, "new", "final", 10).predict(X[:50]), ens.predict(X[:50]))
 
 
 def test_never_reads_pickle_and_sklearn_is_not_stored(tmp_path, trained: dict[str, object]) -> None:  # noqa: ANN001
@@ -94,7 +113,7 @@ def test_never_reads_pickle_and_sklearn_is_not_stored(tmp_path, trained: dict[st
     bad["members"]["xgboost"]["file"] = "model.pkl"
     store.write_text(f"{folder}/card.json", json.dumps(bad))
     with pytest.raises(InputError, match="refusing to load"):
-        load_model(store, "r1", "final", 10)
+        load_model(store, "r1", "final", 10, features=FEATURES)
 
 
 def test_fingerprint_tracks_the_table(trained: dict[str, object]) -> None:
@@ -114,11 +133,11 @@ def test_cached_load_reads_members_once(tmp_path, trained: dict[str, object]) ->
     store = Store.from_url(tmp_path)
     save_model(store, "r2", "final", 10, _ensemble(trained), training_fingerprint="x")
     first = load_model_cached(store, "r2", "final", 10, features=FEATURES)
-    assert load_model_cached(store, "r2", "final", 10) is first
+    assert load_model_cached(store, "r2", "final", 10, features=FEATURES) is first
     # a re-trained model (new files, new card) is loaded anew
     retrained = make_ensemble({"xgboost": trained["members"]["xgboost"]}, FEATURES)
     save_model(store, "r2", "final", 10, retrained, training_fingerprint="y")
-    second = load_model_cached(store, "r2", "final", 10)
+    second = load_model_cached(store, "r2", "final", 10, features=None)
     assert second is not first and list(second.members) == ["xgboost"]
     assert store.ls(model_dir("r2", "final", 10)) == ["card.json", "xgboost.ubj"]
     with pytest.raises(InputError, match="different order"):

@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from smci_dask import conventions as cv
 from smci_dask.cli.main import cli
 from smci_dask.config import load_config
 from smci_dask.covariates import complete_days, open_era5land_daily
@@ -234,6 +235,20 @@ def _hour_missing(src: str, dst: Path) -> None:
         ds.drop_isel(valid_time=100).load().drop_encoding().to_netcdf(dst)
 
 
+def _variable_missing(src: str, dst: Path) -> None:
+    import xarray as xr
+
+    with xr.open_dataset(src) as ds:
+        ds.drop_vars("swvl2").load().drop_encoding().to_netcdf(dst)
+
+
+def _region_not_covered(src: str, dst: Path) -> None:
+    import xarray as xr
+
+    with xr.open_dataset(src) as ds:  # the northern 4 of the file's 9 rows: the tiny region needs rows 2..6
+        ds.isel(latitude=slice(0, 4)).load().drop_encoding().to_netcdf(dst)
+
+
 @pytest.mark.parametrize(
     ("damage", "words"),
     [
@@ -241,8 +256,10 @@ def _hour_missing(src: str, dst: Path) -> None:
         (_corrupt, "cannot read its values"),
         (_wrong_units, "has units 'mm', expected 'm'"),
         (_hour_missing, "1 hour(s) missing between"),
+        (_variable_missing, "variables differ from the store's (lacks swvl2)"),
+        (_region_not_covered, "does not cover the region"),
     ],
-    ids=["truncated", "corrupt-byte", "wrong-units", "hour-missing"],
+    ids=["truncated", "corrupt-byte", "wrong-units", "hour-missing", "variable-missing", "region-not-covered"],
 )
 def test_bad_file_is_named_and_the_store_is_left_as_it_was(store_copy, world, tmp_path, damage, words):
     bad = tmp_path / "era5land_2019_04.nc"
@@ -325,6 +342,71 @@ def test_cli_on_s3_with_a_cluster(world, s3_store, s3_server, base_store, tmp_pa
     for var in names:
         np.testing.assert_array_equal(on_s3[var].values, local[var].values)
     assert root.exists("covariates/era5land/land/zarr.json") and root.exists("covariates/era5land_ingest/pending.json")
+
+
+# ------------------------------------------------------------------ GRIB through the command
+@pytest.fixture(scope="module")
+def grib_files(world, tmp_path_factory) -> list[Path]:
+    """The world's January hours 01-01 00 UTC .. 01-04 23 UTC as two GRIB files of two days each.
+
+    Written by the synthetic world's GRIB writer (``make_world(grib=True)`` writes whole months with it); two
+    days per file keep cfgrib's indexing (about 2 ms per message, 17 messages per hour) short.
+    """
+    import xarray as xr
+
+    from smci_dask.synthetic.era5 import write_era5_grib
+
+    out = tmp_path_factory.mktemp("era5-grib")
+    with xr.open_dataset(month_file(world, 2019, 1)) as jan:
+        hours = jan.load()
+    paths = []
+    for first, last in (("2019-01-01T00", "2019-01-02T23"), ("2019-01-03T00", "2019-01-04T23")):
+        path = out / f"era5land_{first[:10].replace('-', '_')}.grib"
+        write_era5_grib(hours.sel(valid_time=slice(first, last)), path)
+        paths.append(path)
+    return paths
+
+
+def _check_grib_cube(root: Store, base: Path, report: dict, last: str) -> None:
+    """The cube from the GRIB files equals the NetCDF cube (float32 tolerance; GRIB packs 24 bits per value)."""
+    held = pd.Timestamp(last) + DAY
+    assert report["days_written"] == [f"{d:%Y-%m-%d}" for d in pd.date_range("2019-01-01", last)]
+    assert list(report["days_held_back"]) == [f"{held:%Y-%m-%d}"]
+    assert f"needs 00 UTC of {held + DAY:%Y-%m-%d}" in report["days_held_back"][f"{held:%Y-%m-%d}"]
+    got = open_era5land_daily(root, ERA5LAND_RELPATH)
+    want = open_era5land_daily(Store.from_url(base), ERA5LAND_RELPATH).sel(time=got["time"])
+    assert sorted(got.data_vars) == sorted(want.data_vars) == sorted(cv.ERA5_VARS)
+    for var in want.data_vars:
+        a, b = got[var].values, want[var].values
+        assert a.dtype == np.float32 and got[var].attrs["units"] == want[var].attrs["units"]
+        scale = float(np.nanmax(np.abs(b)))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * scale, equal_nan=True, err_msg=var)
+    land = open_zarr(root, f"{ERA5LAND_RELPATH}/land")["land"].values
+    np.testing.assert_array_equal(land, open_zarr(Store.from_url(base), f"{ERA5LAND_RELPATH}/land")["land"].values)
+
+
+def test_cli_grib_gives_the_netcdf_cube_locally(grib_files, base_store, tmp_path):
+    out = tmp_path / "s"
+    args = ["ingest", "era5land", *map(str, grib_files), "--store", str(out), "--region", "tiny", "--no-cluster", "--format", "json"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert [f["md5"] for f in report["files"]] == [hashlib.md5(p.read_bytes()).hexdigest() for p in grib_files]
+    _check_grib_cube(Store.from_url(out), base_store[0], report, "2019-01-03")  # 01-03 closed by the second file's 00 UTC
+
+
+def test_cli_grib_on_s3_gives_the_netcdf_cube(grib_files, base_store, s3_store, s3_server):
+    url, options = s3_store
+    root = Store.from_url(url, options)
+    for path in grib_files[:1]:  # one file: every GRIB read fetches it from S3 (the two-file case runs locally)
+        root.put_file(path, f"inputs/{path.name}")
+    env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": s3_server.endpoint_url}
+    args = ["ingest", "era5land", f"{url}/inputs/*.grib", "--store", url, "--region", "tiny", "--no-cluster", "--format", "json"]
+    res = CliRunner().invoke(cli, args, env=env)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert [f["url"] for f in report["files"]] == [f"{url}/inputs/{grib_files[0].name}"]
+    _check_grib_cube(root, base_store[0], report, "2019-01-01")
 
 
 def test_help_states_units_and_defaults():

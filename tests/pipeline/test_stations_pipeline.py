@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +15,22 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from smci_dask.config import Config, RegionConfig, StoreConfig
+from smci_dask.config import Config, InsituConfig, RegionConfig, StoreConfig
 from smci_dask.covariates import daily_from_hourly, open_era5land_hourly, subset_to_grid, write_era5land_daily
 from smci_dask.errors import InputError
 from smci_dask.grid import grid_for
 from smci_dask.insitu.daily import CELL_COLUMNS, load_cell_daily
+from smci_dask.insitu.qc import ALL_CHECKS
 from smci_dask.io import Store, read_parquet
 from smci_dask.pipeline.stations import (
     MATCHING_STATS_RELPATH,
     OBSERVATIONS_RELPATH,
+    QC_FIGURE_RELPATH,
+    QC_REPORT_RELPATH,
     STATIONS_RELPATH,
     ingest_stations,
     match_targets,
+    qc_with_saturation,
 )
 
 GRID = grid_for("tiny")
@@ -213,3 +218,117 @@ def test_ismn_and_csv_on_s3_give_the_same_daily_table(inputs: Inputs, s3_store: 
         shutil.copytree(inputs.ismn / "SYNTH" / name, local_ismn / "SYNTH" / name)
     ingest_stations(local_cfg, local_ismn, fmt="ismn", read_options={"variables": ("sm",)})
     pd.testing.assert_frame_equal(_comparable(load_cell_daily(Store.from_url(local_cfg.store.root))), _comparable(a))
+
+
+# ------------------------------------------------------------------ per-station tasks, QC report, rules from the config
+def _store_tables(root: str) -> dict[str, pd.DataFrame]:
+    store = Store.from_url(root)
+    obs = read_parquet(store, OBSERVATIONS_RELPATH)
+    obs = obs.sort_values(["station_id", "variable", "depth_from_m", "sensor", "time"], kind="stable").reset_index(drop=True)
+    return {
+        "observations": obs.astype({c: str for c in obs.columns if isinstance(obs[c].dtype, pd.CategoricalDtype)}),
+        "daily": _comparable(load_cell_daily(store)),
+        "report": pd.read_csv(store.join(QC_REPORT_RELPATH)),
+    }
+
+
+@pytest.fixture(scope="module")
+def pair_csv(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The CSV rows of the two stations that share a cell (two stations keep the runs below fast)."""
+    path = tmp_path_factory.mktemp("pair") / "pair.csv"
+    _subset_csv(str(inputs.csv), path, inputs.pair)
+    return str(path)
+
+
+def _ingest_pair(cfg: Config, pair_csv: str, **kwargs: Any) -> Any:
+    return ingest_stations(cfg, pair_csv, fmt="csv", read_options={"network": "SYNTH"}, qc=qc_with_saturation, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sequential(pair_csv: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Any]:
+    """The pair with the Dorigo checks, station tasks one after another in this process."""
+    root = str(tmp_path_factory.mktemp("sequential"))
+    return root, _ingest_pair(_config(root), pair_csv, scheduler="sync")
+
+
+def test_station_tasks_in_parallel_equal_the_sequential_run(pair_csv: str, sequential: tuple[str, Any], tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    root_seq, rep_seq = sequential
+    said: list[str] = []
+    rep_threads = _ingest_pair(_config(str(tmp_path / "threads")), pair_csv, progress=said.append)
+    assert "threads" in rep_threads.scheduler and any("stations done: 2 of 2" in line for line in said)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster):
+        rep_client = _ingest_pair(_config(str(tmp_path / "client")), pair_csv)
+    assert "client" in rep_client.scheduler and "sync" in rep_seq.scheduler
+    expected = _store_tables(root_seq)
+    assert len(expected["observations"]) == rep_seq.hourly_rows_all and rep_seq.qc_applied
+    for root in (tmp_path / "threads", tmp_path / "client"):
+        got = _store_tables(str(root))
+        for name, table in expected.items():
+            pd.testing.assert_frame_equal(got[name], table, obj=f"{root.name} {name}")
+    for rep in (rep_threads, rep_client):
+        for f in ("hourly_rows", "rows_kept", "daily_rows", "days_short", "gap_filled_days", "cell_days"):
+            assert getattr(rep, f) == getattr(rep_seq, f), f
+
+
+def test_qc_report_counts_equal_a_count_of_the_stored_observations(sequential: tuple[str, Any]) -> None:
+    root, rep = sequential
+    store = Store.from_url(root)
+    report = pd.read_csv(store.join(QC_REPORT_RELPATH))
+    obs = read_parquet(store, OBSERVATIONS_RELPATH, filters=[("variable", "==", "sm")])
+    # independent count: one (station, depth, sensor) at a time, codes by substring of the stored text
+    keys = ["station_id", "depth_from_m", "depth_to_m", "sensor"]
+    rows = []
+    obs["sensor"] = obs["sensor"].astype(object).fillna("").astype(str)  # the CSV has no sensor: NaN, a group of its own
+    for key, g in obs.groupby(keys, observed=True):
+        flags = g["qc_flags"].astype(str)
+        counts = {code: int(flags.str.contains(code, regex=False).sum()) for code in ALL_CHECKS}
+        rows.append(
+            {**dict(zip(keys, key, strict=True)), "n_readings": int(g["value"].notna().sum()), "n_kept": int(g["qc_good"].sum()), **counts}
+        )
+    mine = pd.DataFrame(rows).astype({"station_id": str})
+    got = report[mine.columns].astype({"station_id": str}).assign(sensor=report["sensor"].astype(object).fillna("").astype(str))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), mine.reset_index(drop=True), check_dtype=False)
+    assert len(report) == rep.sensors and int(report["n_kept"].sum()) == rep.rows_kept
+    np.testing.assert_allclose(report["share_kept"], report["n_kept"] / report["n_readings"])
+    assert set(report["depth_cm"]) <= set(range(10, 101, 10)) and report[list(ALL_CHECKS)].to_numpy().sum() > 0
+    # the figure: a PNG that matplotlib reads back, wider than tall
+    from matplotlib.image import imread
+
+    png = store.read_bytes(QC_FIGURE_RELPATH)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    image = imread(io.BytesIO(png))
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
+
+
+def test_daily_rules_come_from_the_config(pair_csv: str, sequential: tuple[str, Any], tmp_path: Path) -> None:
+    root_seq, rep_seq = sequential
+    insitu = InsituConfig(min_hours=20, fill_max_distance_days=2, max_gap_days=6, bad_flags=["C01", "C02"], utc_offset_hours={"SYNTH": 8})
+    cfg = Config(region=RegionConfig(name="tiny"), store=StoreConfig(root=str(tmp_path / "store")), insitu=insitu)
+    rep = _ingest_pair(cfg, pair_csv, scheduler="sync")
+    store = Store.from_url(cfg.store.root)
+    obs = read_parquet(store, OBSERVATIONS_RELPATH, filters=[("variable", "==", "sm")])
+    # kept: finite readings without C01 / C02, counted from the stored flag text
+    flags = obs["qc_flags"].astype(str)
+    only_range = obs["value"].notna() & ~flags.str.contains("C01") & ~flags.str.contains("C02")
+    assert rep.rows_kept == int(only_range.sum()) > rep_seq.rows_kept
+    assert (obs["qc_good"] == only_range).all()
+    # days: local days of UTC+8 with at least 20 good hours, counted by hand
+    local = obs.loc[only_range.to_numpy()].assign(day=lambda d: (d["time"] + pd.Timedelta(hours=8)).dt.floor("D"))
+    hours = local.groupby(["station_id", "depth_from_m", "sensor", "day"], observed=True)["time"].nunique()
+    assert rep.daily_rows == int((hours >= 20).sum())
+    # gaps: only days within 2 days of a kept day (the first and last 2 of a gap), in gaps of at most 6 days
+    expected_filled = 0
+    for _, g in (hours[hours >= 20]).reset_index().groupby(["station_id", "depth_from_m", "sensor"], observed=True):
+        gap = np.diff(np.sort(g["day"].to_numpy()).astype("datetime64[D]").astype(np.int64)) - 1
+        expected_filled += int(sum(min(int(n), 4) for n in gap if 1 <= n <= 6))
+    assert rep.gap_filled_days == expected_filled
+
+
+def test_rule_overrides_and_unknown_rules(pair_csv: str, tmp_path: Path) -> None:
+    cfg = _config(str(tmp_path / "store"))
+    rep = ingest_stations(cfg, pair_csv, fmt="csv", scheduler="sync", max_gap_days=0)
+    assert rep.gap_filled_days == 0 and not rep.qc_applied
+    with pytest.raises(TypeError, match="unknown rules"):
+        ingest_stations(cfg, pair_csv, fmt="csv", min_hour=3)

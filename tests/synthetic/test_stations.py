@@ -13,9 +13,10 @@ import xarray as xr
 from smci_dask import conventions as cv
 from smci_dask.grid import REGIONS
 from smci_dask.io import Store, read_parquet
+from smci_dask.synthetic import stations as synthetic_stations
 from smci_dask.synthetic.statics import make_statics
 from smci_dask.synthetic.station_files import format_fixed, ismn_header, write_faults, write_ismn, write_station_csv, write_station_table
-from smci_dask.synthetic.stations import FAULT_TYPES, make_station_series, place_stations
+from smci_dask.synthetic.stations import FAULT_TYPES, make_station_series, place_stations, sensor_error
 
 GRID = REGIONS["tiny"].grid
 SEED = 3
@@ -140,7 +141,7 @@ def test_fault_sizes(series: tuple[pd.DataFrame, pd.DataFrame], stations: pd.Dat
     jump = (of("spike")["sm"] - of("spike")["sm_clean"]).abs()
     assert jump.between(0.08 - eps, 0.25 + eps).all()
     shift = of("break")["sm"] - of("break")["sm_clean"]
-    assert shift.abs().between(0.08 - eps, 0.15 + eps).all()
+    assert shift.abs().between(0.10 - eps, 0.20 + eps).all()
     sat = f["station"].map(stations.set_index("station")["saturation"])
     assert np.allclose(of("saturation_plateau")["sm"], sat[f["fault"] == "saturation_plateau"])
     low = of("low_plateau")
@@ -192,6 +193,20 @@ def test_bias_and_noise(series: tuple[pd.DataFrame, pd.DataFrame], stations: pd.
     assert resid.mean().abs().max() < 0.06  # bias U(-0.05, 0.05) plus a little interpolation
     assert resid.mean().std() > 0.015  # the biases differ between sensors
     assert resid.std().median() == pytest.approx(0.01, abs=0.004)
+
+
+def test_sensor_error_is_a_slow_drift_plus_a_little_white_noise() -> None:
+    """The error's variance and hour-to-hour differences against the AR(1) + white-noise formulas."""
+    drift, noise = synthetic_stations.SENSOR_DRIFT_M3M3, synthetic_stations.SENSOR_NOISE_M3M3
+    rho = np.exp(-1.0 / synthetic_stations.SENSOR_DRIFT_HOURS)
+    e = sensor_error(np.random.default_rng(0), 400, 3000)
+    assert e.shape == (400, 3000)
+    assert e.std() == pytest.approx(np.hypot(drift, noise), rel=0.05)
+    # var(e[t] - e[t-1]) = 2 drift^2 (1 - rho) + 2 noise^2: calm from hour to hour, as a probe's record
+    assert np.diff(e, axis=1).std() == pytest.approx(np.sqrt(2 * drift**2 * (1 - rho) + 2 * noise**2), rel=0.03)
+    assert np.diff(e, axis=1).std() < 0.25 * e.std()
+    # stationary from the first hour: the first column has the same spread as the last
+    assert e[:, 0].std() == pytest.approx(e[:, -1].std(), rel=0.2)
 
 
 # ------------------------------------------------------------------ files

@@ -1,0 +1,178 @@
+"""`smci predict`: the fitted models of all 10 depths over the 1 km grid for a range of days -> product/smci_1km.
+
+Registered on the ``smci`` group by :mod:`smci_dask.cli.main`; the work is in
+:mod:`smci_dask.inference`.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from smci_dask.cli.main import _State
+
+
+def _bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    parts = [p for p in value.replace(" ", "").split(",") if p]
+    try:
+        w, s, e, n = (float(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not W,S,E,N (four numbers in degrees, e.g. 115.0,37.0,115.25,37.25)") from None
+    if not (w < e and s < n):
+        raise click.BadParameter(f"{value!r}: need west < east and south < north")
+    return (w, s, e, n)
+
+
+@click.command("predict")
+@click.option("--start", required=True, metavar="DATE", help="First day to predict (YYYY-MM-DD).")
+@click.option("--end", required=True, metavar="DATE", help="Last day to predict, inclusive (YYYY-MM-DD).")
+@click.option(
+    "--bbox",
+    default=None,
+    callback=_bbox,
+    metavar="W,S,E,N",
+    help="Only the product tiles (inference.tile_size cells) this box in degrees touches, each predicted whole [default: the region].",
+)
+@click.option(
+    "--run",
+    default=None,
+    help="Model run under STORE/models (its 'final' models of all 10 depths) [default: the latest complete run].",
+)
+@click.option("--store", "store_url", default=None, help="Root URL of the stores (config store.root) [default: from the config].")
+@click.option(
+    "--region",
+    type=click.Choice(["tiny", "small", "medium", "china", "custom"]),
+    default=None,
+    help="Region of the 1 km grid (config region.name) [default: from the config].",
+)
+@click.option(
+    "--tile-size", type=int, default=None, help="Tile edge, 1 km cells, used when the product is created (config inference.tile_size)."
+)
+@click.option("--time-block", type=int, default=None, help="Days per task (config inference.time_block).")
+@click.option(
+    "--cluster/--no-cluster",
+    default=True,
+    show_default=True,
+    help="Run the tasks on the configured cluster (cluster.kind; default a local cluster), or one after another in this process.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Report format on stdout.")
+@click.pass_obj
+def predict_cmd(
+    state: _State,
+    start: str,
+    end: str,
+    bbox: tuple[float, float, float, float] | None,
+    run: str | None,
+    store_url: str | None,
+    region: str | None,
+    tile_size: int | None,
+    time_block: int | None,
+    cluster: bool,
+    fmt: str,
+) -> None:
+    """Daily 1 km soil moisture at 10 depths (10-100 cm) for START..END -> STORE/product/smci_1km.
+
+    \b
+    Needs STORE/covariates/{era5land,lai,static} (smci ingest ...) holding the
+    days, and fitted models STORE/models/RUN/final/<depth>cm (smci train).
+    Tasks of (time block x tile) run in parallel; each reads its covariates
+    once, builds features a day at a time with the feature function of
+    training, predicts every land cell at every depth and writes whole chunks.
+
+    \b
+    The product (Zarr, created once with the full time axis of the period):
+      sm (time, depth, lat, lon)  int16 in 0.001 m3/m3, fill -999 (SMCI1.0),
+                                  CF attributes: scale_factor, units m3 m-3,
+                                  depth/lat/lon bounds, grid mapping crs
+      attributes                  model run and checksums, code version,
+                                  inputs, complete_days
+    Re-running skips the chunks already written (a killed run resumes where
+    it stopped); one `smci predict` per product at a time. Progress per task
+    on stderr.
+    """
+    from smci_dask.inference import predict_product
+    from smci_dask.io import store_from_config
+
+    overrides: dict[str, Any] = {}
+    if store_url is not None:
+        overrides["store"] = {"root": store_url}
+    if region is not None:
+        overrides["region"] = {"name": region}
+    inference = {k: v for k, v in (("tile_size", tile_size), ("time_block", time_block)) if v is not None}
+    if inference:
+        overrides["inference"] = inference
+    cfg = state.config(overrides or None)
+    store = store_from_config(cfg)
+    store.check_reachable()
+    with ExitStack() as stack:
+        client = None
+        if cluster:
+            from smci_dask.cluster import cluster_client
+
+            client = stack.enter_context(cluster_client(cfg))
+        report = predict_product(
+            cfg, store, start=start, end=end, bbox=bbox, run=run, client=client, echo=lambda m: click.echo(m, err=True)
+        )
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "product": report.product,
+                    "run": report.run,
+                    "tasks_run": report.tasks_run,
+                    "tasks_skipped": report.tasks_skipped,
+                    "land_cell_days": report.land_cell_days,
+                    "seconds": round(report.seconds, 3),
+                    "task_seconds": {k: round(v, 3) for k, v in report.part_seconds.items()},
+                    "complete_days": report.complete_days,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(report.summary())
+
+
+@click.group("export")
+def export_group() -> None:
+    """Distribution files of the products (SMCI1.0 layout)."""
+
+
+@export_group.command("netcdf")
+@click.option(
+    "--product", type=click.Choice(["1km"]), default="1km", show_default=True, help="Which product (the 9 km one is not built yet)."
+)
+@click.option("--period", type=click.Choice(["day", "year"]), default="day", show_default=True, help="One file per day or per year.")
+@click.option("--start", required=True, metavar="DATE", help="First day (YYYY-MM-DD); must be complete in the product.")
+@click.option("--end", required=True, metavar="DATE", help="Last day, inclusive (YYYY-MM-DD).")
+@click.option("--store", "store_url", default=None, help="Root URL of the stores (config store.root) [default: from the config].")
+@click.option(
+    "--out", "out_url", default=None, help="Folder URL for the files [default: STORE/exports/smci_1km]; any store URL (path, s3://...)."
+)
+@click.pass_obj
+def export_netcdf_cmd(state: _State, product: str, period: str, start: str, end: str, store_url: str | None, out_url: str | None) -> None:
+    """NetCDF files of STORE/product/smci_1km: SMCI_1km_<YYYYMMDD>.nc or SMCI_1km_<YYYY>.nc.
+
+    \b
+    Each file: sm (time, depth, lat, lon), int16 in 0.001 m3/m3 (scale_factor
+    0.001), fill -999, zlib-compressed, with the product's CF attributes
+    (units, standard_name, long_name, depth/lat/lon bounds, crs grid mapping)
+    and provenance; readable by xarray and netCDF4. Only days the product
+    lists as complete are exported. A file is replaced whole.
+    """
+    from smci_dask.io import Store, store_from_config
+    from smci_dask.products.export import EXPORT_RELPATH, export_netcdf
+
+    cfg = state.config({"store": {"root": store_url}} if store_url is not None else None)
+    store = store_from_config(cfg)
+    out = Store.from_url(out_url, cfg.store.storage_options or None) if out_url is not None else None
+    urls = export_netcdf(
+        store, start=start, end=end, period=period, out=out, out_relpath="" if out is not None else EXPORT_RELPATH, echo=click.echo
+    )
+    click.echo(f"{len(urls)} file(s) written")
