@@ -106,6 +106,7 @@ class SearchConfig(_Strict):
 
     profile: str = "paper"
     engine: Literal["tasks", "dask-ml"] = "tasks"
+    strategy: Literal["grid", "halving"] = "grid"
     cv: Literal["grouped_station", "random", "grouped_year"] = "grouped_station"
     max_features: list[int] = Field(default_factory=lambda: [1, 5, 10, 15, 20, 25])
     min_samples_leaf: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25])
@@ -124,7 +125,7 @@ class SearchConfig(_Strict):
 
 #: Keys a search profile may set: top-level model keys and model.search keys.
 _PROFILE_MODEL_KEYS = ("n_estimators", "subsample", "max_depth", "members", "ensemble")
-_PROFILE_SEARCH_KEYS = ("engine", "cv", "max_features", "min_samples_leaf", "n_folds", "n_iter", "cv_optimism", "seed")
+_PROFILE_SEARCH_KEYS = ("engine", "strategy", "cv", "max_features", "min_samples_leaf", "n_folds", "n_iter", "cv_optimism", "seed")
 
 
 def _packaged_profiles() -> dict[str, dict[str, Any]]:
@@ -225,6 +226,7 @@ class InsituConfig(_Strict):
     layer_rule: Literal["nearest_centre", "overlap"] = "nearest_centre"
     layer_max_distance_cm: float = Field(10.0, ge=0)
     layer_max_width_cm: float = Field(15.0, gt=0)
+    gridded_ancillary: bool = False
 
     @field_validator("utc_offset_hours")
     @classmethod

@@ -203,15 +203,16 @@ def tiny_stores(tiny_world: tuple[Store, dict[str, Any]], tmp_path_factory: pyte
     grid = grid_for("tiny")
     era5_files = [world.join(p) for p in manifest["files"]["era5land"]]
 
-    # ERA5-Land runs in a second process beside the station ingest (both are CPU-bound Python: threads would not overlap)
+    # ERA5-Land runs in a second process beside the LAI and static ingest (CPU-bound Python: threads would not overlap);
+    # the stations come after it, as in `smci run`: their QC reads ERA5-Land at the station cells (D03, D05)
     era5 = subprocess.Popen([sys.executable, "-c", _ERA5_INGEST, str(root), json.dumps(era5_files)], stderr=subprocess.PIPE, text=True)
     try:
-        ingest_stations(cfg, world.join("stations/ismn"), fmt="ismn", store=store, qc=qc_with_saturation)
         ingest_lai([world.join(p) for p in manifest["files"]["lai"]], store, grid)
         ingest_static([world.join(p) for p in manifest["files"]["static"]], store, grid)
     finally:
         _, err = era5.communicate()
     assert era5.returncode == 0, f"ERA5-Land ingest failed:\n{err}"
+    ingest_stations(cfg, world.join("stations/ismn"), fmt="ismn", store=store, qc=qc_with_saturation)
     match_targets(cfg, store)
     return store, {"config": cfg, "grid": grid, "world": world, "manifest": manifest}
 

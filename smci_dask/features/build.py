@@ -381,6 +381,18 @@ class FeatureBlock:
     names: tuple[str, ...] = FEATURE_NAMES
 
 
+def coarse_window(
+    grid: GridSpec, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64], valid: Any, interpolation: cv.Interpolation
+) -> dict[str, slice]:
+    """The smallest (lat, lon) window of the coarse cube that the 1 km cells ``rows, cols`` read (coast rule included)."""
+    needed = coarse_sampling(grid, rows, cols, valid, interpolation).needed
+    if not needed.size:
+        return {cv.LAT: slice(0, 0), cv.LON: slice(0, 0)}
+    ncc = grid.coarse_shape[1]
+    nr, nc = needed // ncc, needed % ncc
+    return {cv.LAT: slice(int(nr.min()), int(nr.max()) + 1), cv.LON: slice(int(nc.min()), int(nc.max()) + 1)}
+
+
 def _era5_days(sources: FeatureSources, days: pd.DatetimeIndex) -> xr.Dataset:
     """The cube's days from the first look-back day to the last day (what the store holds of them)."""
     first = days.min() - pd.Timedelta(days=LOOKBACK_DAYS)
@@ -425,7 +437,7 @@ def features_at_cells(
     lai = _points(_lai_days(sources, days), ur, uc, CELL, ("row", "col"))
     static = _points(sources.static[list(STATIC_NEEDED)], ur, uc, CELL, ("row", "col"))
     era5, lai, static = dask.compute(era5, lai, static)
-    values = build_features(era5, lai, static, grid, days, r, c, coarse_valid=valid, interpolation=interpolation)
+    values = build_features(era5, lai, static, grid, days, r, c, coarse_valid=sources.coarse_valid, interpolation=interpolation)
     return FeatureBlock(values, days, r, c)
 
 
@@ -451,18 +463,10 @@ def features_for_tile(
         land = np.asarray(static["land"].values, dtype=bool)
         rr, cc = rr[land], cc[land]
     r, c = rr.ravel().astype(np.int64), cc.ravel().astype(np.int64)
-    valid = sources.coarse_valid
-    needed = coarse_sampling(grid, r, c, valid, interpolation).needed
-    ncc = grid.coarse_shape[1]
-    if needed.size:
-        nr, nc = needed // ncc, needed % ncc
-        window = {cv.LAT: slice(int(nr.min()), int(nr.max()) + 1), cv.LON: slice(int(nc.min()), int(nc.max()) + 1)}
-    else:
-        window = {cv.LAT: slice(0, 0), cv.LON: slice(0, 0)}
-    era5 = _era5_days(sources, days).isel(window)
+    era5 = _era5_days(sources, days).isel(coarse_window(grid, r, c, sources.coarse_valid, interpolation))
     lai = _lai_days(sources, days).isel({cv.LAT: tile.rows, cv.LON: tile.cols})
     era5, lai = dask.compute(era5, lai)
-    values = build_features(era5, lai, static, grid, days, r, c, coarse_valid=valid, interpolation=interpolation)
+    values = build_features(era5, lai, static, grid, days, r, c, coarse_valid=sources.coarse_valid, interpolation=interpolation)
     return FeatureBlock(values, days, r, c)
 
 

@@ -43,7 +43,7 @@ from smci_dask.features.build import (
     STATIC_NEEDED,
     FeatureSources,
     build_features,
-    coarse_sampling,
+    coarse_window,
     open_feature_sources,
 )
 from smci_dask.grid.spec import GridSpec, Tile
@@ -136,14 +136,7 @@ def load_tile_inputs(
     lr, lc = np.nonzero(land)
     rows = (lr + tile.rows.start).astype(np.int64)
     cols = (lc + tile.cols.start).astype(np.int64)
-    valid = sources.coarse_valid
-    needed = coarse_sampling(grid, rows, cols, valid, interpolation).needed
-    ncc = grid.coarse_shape[1]
-    if needed.size:
-        nr, nc = needed // ncc, needed % ncc
-        window = {cv.LAT: slice(int(nr.min()), int(nr.max()) + 1), cv.LON: slice(int(nc.min()), int(nc.max()) + 1)}
-    else:
-        window = {cv.LAT: slice(0, 0), cv.LON: slice(0, 0)}
+    window = coarse_window(grid, rows, cols, sources.coarse_valid, interpolation)
     first = days.min() - pd.Timedelta(days=LOOKBACK_DAYS)
     era5 = sources.era5.sel({cv.TIME: slice(first, days.max())}).isel(window)
     starts = pd.DatetimeIndex(sources.lai[cv.TIME8].values)
@@ -155,7 +148,7 @@ def load_tile_inputs(
     lai_pts = _point_form(lai, lr, lc, rows, cols)
     static_pts = _point_form(static[list(STATIC_NEEDED)], lr, lc, rows, cols)
     local = (lr * tile.shape[1] + lc).astype(np.int64)
-    return TileInputs(era5, lai_pts, static_pts, rows, cols, local, valid)
+    return TileInputs(era5, lai_pts, static_pts, rows, cols, local, sources.coarse_valid)
 
 
 def tile_features(inputs: TileInputs, grid: GridSpec, days: pd.DatetimeIndex, interpolation: cv.Interpolation) -> npt.NDArray[np.float32]:

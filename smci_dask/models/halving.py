@@ -193,6 +193,7 @@ def search_halving(
     max_depth: int | None,
     seed: int,
     max_leaves: int | None = None,
+    max_samples: int | None = None,
     eta: int = 3,
     min_trees: int = 10,
     min_rows_fraction: float = 0.1,
@@ -205,7 +206,8 @@ def search_halving(
 
     Parameters
     ----------
-    X, y, folds, members, max_features, min_samples_leaf, n_estimators, subsample, max_depth, seed, max_leaves, client, progress
+    X, y, folds, members, max_features, min_samples_leaf, n_estimators, subsample, max_depth, seed, max_leaves, max_samples, client,
+    progress
         As :func:`~smci_dask.models.search.search_hyperparameters`;
         ``n_estimators`` is the last round's (full) number of trees.
     eta
@@ -241,7 +243,7 @@ def search_halving(
         min_rows_fraction=min_rows_fraction,
         final_candidates=final_candidates,
     )
-    fixed = {"subsample": subsample, "max_depth": max_depth, "seed": seed, "max_leaves": max_leaves}
+    fixed = {"subsample": subsample, "max_depth": max_depth, "seed": seed, "max_leaves": max_leaves, "max_samples": max_samples}
     screen = list(screen_members) if screen_members else list(members)
     train_rows = sum(len(t) for t, _ in folds)
     tables, results = [], []

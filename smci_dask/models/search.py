@@ -174,6 +174,7 @@ def search_hyperparameters(
     max_depth: int | None,
     seed: int,
     max_leaves: int | None = None,
+    max_samples: int | None = None,
     client: Any = None,
     progress: Progress | None = None,
     engine: SearchEngine = "tasks",
@@ -194,8 +195,8 @@ def search_hyperparameters(
         columns is clipped.
     n_estimators, subsample, max_depth, seed
         Fixed for every fit (``model``); the seed is the same for every task.
-    max_leaves
-        Optional leaf cap per tree (a model-size control), fixed for every fit.
+    max_leaves, max_samples
+        Optional leaf cap and rows-per-tree cap (model-size controls), fixed for every fit.
     client
         A :class:`distributed.Client`; ``None`` runs the tasks here, in order.
     progress
@@ -223,7 +224,14 @@ def search_hyperparameters(
         raise InputError("search: no CV folds given")
     grid = candidate_grid(max_features, min_samples_leaf, X.shape[1])
     cands = sample_candidates(grid, n_iter, seed)
-    fixed = {"n_estimators": n_estimators, "subsample": subsample, "max_depth": max_depth, "seed": seed, "max_leaves": max_leaves}
+    fixed = {
+        "n_estimators": n_estimators,
+        "subsample": subsample,
+        "max_depth": max_depth,
+        "seed": seed,
+        "max_leaves": max_leaves,
+        "max_samples": max_samples,
+    }
     if engine == "dask-ml":
         return _search_dask_ml(X, y, folds, cands, list(members), fixed, grid=grid, n_iter=n_iter, client=client, progress=progress)
     if engine != "tasks":
@@ -353,6 +361,7 @@ class ForestEnsembleRegressor(RegressorMixin, BaseEstimator):  # type: ignore[mi
         max_depth: int | None = None,
         max_leaves: int | None = None,
         seed: int = 0,
+        max_samples: int | None = None,
     ) -> None:
         self.members = members
         self.max_features = max_features
@@ -362,6 +371,7 @@ class ForestEnsembleRegressor(RegressorMixin, BaseEstimator):  # type: ignore[mi
         self.max_depth = max_depth
         self.max_leaves = max_leaves
         self.seed = seed
+        self.max_samples = max_samples
 
     def fit(self, X: Any, y: Any) -> ForestEnsembleRegressor:
         """Fit every member on ``X`` (rows x features) and ``y`` (m3/m3)."""
@@ -374,6 +384,7 @@ class ForestEnsembleRegressor(RegressorMixin, BaseEstimator):  # type: ignore[mi
             "max_depth": self.max_depth,
             "seed": int(self.seed),
             "max_leaves": self.max_leaves,
+            "max_samples": self.max_samples,
         }
         self.fitted_ = {m: fit_member(m, X, y, **hyper) for m in self.members}
         self._last: tuple[Any, dict[str, np.ndarray]] | None = None
@@ -475,13 +486,14 @@ def _search_dask_ml(
 
 
 def fixed_from_config(model_cfg: Any) -> dict[str, Any]:
-    """The settings every fit shares (``model``): n_estimators, subsample, max_depth, seed (``model.search.seed``), max_leaves."""
+    """The settings every fit shares (``model``): n_estimators, subsample, max_depth, seed (``model.search.seed``), size caps."""
     return {
         "n_estimators": int(model_cfg.n_estimators),
         "subsample": float(model_cfg.subsample),
         "max_depth": model_cfg.max_depth,
         "seed": int(model_cfg.search.seed),
         "max_leaves": getattr(model_cfg, "max_leaves", None),
+        "max_samples": getattr(model_cfg, "max_samples", None),
     }
 
 
@@ -508,6 +520,22 @@ def search_from_config(
             raise InputError("search_from_config: candidates must form a full grid of max_features x min_samples_leaf")
     else:
         mfs, msls, n_iter = list(s.max_features), list(s.min_samples_leaf), s.n_iter
+    if getattr(s, "strategy", "grid") == "halving" and candidates is None:
+        from smci_dask.models.halving import search_halving
+
+        if (engine or s.engine) != "tasks" or n_iter is not None:
+            raise ConfigError("model.search.strategy halving runs on engine tasks over the whole grid: set engine: tasks and n_iter: null")
+        return search_halving(  # type: ignore[return-value]  # a SearchResult with the rounds beside
+            X,
+            y,
+            folds,
+            members=list(model_cfg.members),
+            max_features=mfs,
+            min_samples_leaf=msls,
+            client=client,
+            progress=progress,
+            **fixed_from_config(model_cfg),
+        )
     return search_hyperparameters(
         X,
         y,

@@ -157,8 +157,18 @@ def _evaluate(ctx: RunContext) -> dict[str, Any]:
 
 
 def _predict(ctx: RunContext) -> dict[str, Any]:
+    from smci_dask.inference.mapping import resolve_run
     from smci_dask.inference.recent import predict_recent
+    from smci_dask.io import open_zarr, zarr_exists
+    from smci_dask.products import PRODUCT_1KM_RELPATH
 
+    # new final models (the train stage ran again with other settings or data): the old product is out of date
+    run = resolve_run(ctx.store, None, ctx.cfg.inference.experiment)
+    if zarr_exists(ctx.store, PRODUCT_1KM_RELPATH):
+        made_with = open_zarr(ctx.store, PRODUCT_1KM_RELPATH).attrs.get("model_run")
+        if made_with != run:
+            ctx.echo(f"[predict]   the product was made with model run {made_with!r}, the final models are now {run!r}: rebuilding it")
+            ctx.store.rm("product")
     return predict_recent(ctx.cfg, ctx.store, truth_store=ctx.truth, client=ctx.client, echo=_say(ctx, "predict"))
 
 

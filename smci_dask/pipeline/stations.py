@@ -66,7 +66,7 @@ from smci_dask.insitu.daily import (
 from smci_dask.insitu.matching import MIN_MATCH_DAYS, SWVL, apply_matching, era5_at_cells, era5_table, matching_stats
 from smci_dask.insitu.qc_report import plot_qc_report, qc_report
 from smci_dask.insitu.readers import SERIES_KEYS, LayerRule
-from smci_dask.io import Store, store_from_config, write_parquet
+from smci_dask.io import Store, store_from_config, write_parquet, zarr_exists
 
 StationFormat = Literal["ismn", "csv", "parquet"]
 Progress = Callable[[str], None]
@@ -238,7 +238,9 @@ def _takes(hook: Callable[..., Any], name: str) -> bool:
         return False
 
 
-def _run_qc(qc: QcHook, hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags: Sequence[str] | None = None) -> pd.DataFrame:
+def _run_qc(
+    qc: QcHook, hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags: Sequence[str] | None = None, ancillary: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Call the QC hook and give its columns to every hourly row.
 
     The hook is called as ``qc(hourly)``, with ``stations=...`` when it has a
@@ -255,6 +257,8 @@ def _run_qc(qc: QcHook, hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags:
         kwargs["stations"] = stations
     if bad_flags is not None and _takes(qc, "bad_flags"):
         kwargs["bad_flags"] = list(bad_flags)
+    if ancillary is not None and _takes(qc, "ancillary"):
+        kwargs["ancillary"] = ancillary
     out = qc(hourly, **kwargs)
     if not isinstance(out, pd.DataFrame) or QC_GOOD not in out.columns:
         raise InputError(f"quality control {name!r}: must return the hourly table with a boolean {QC_GOOD!r} column")
@@ -305,7 +309,9 @@ class StationResult:
     days_filled: int
 
 
-def process_station(hourly: pd.DataFrame, station: pd.DataFrame, qc: QcHook | None, rules: DailyRules) -> StationResult:
+def process_station(
+    hourly: pd.DataFrame, station: pd.DataFrame, qc: QcHook | None, rules: DailyRules, gridded: pd.DataFrame | None = None
+) -> StationResult:
     """Quality control, daily means, gap filling and the QC report of one station (one Dask task).
 
     Parameters
@@ -317,13 +323,21 @@ def process_station(hourly: pd.DataFrame, station: pd.DataFrame, qc: QcHook | No
     qc : callable or None
         The QC hook (see :func:`ingest_stations`); None: every finite value is good.
     rules : DailyRules
+    gridded : pandas.DataFrame, optional
+        ERA5-Land at the station's cell, daily (:func:`era5_at_stations`): made hourly here
+        (:func:`hourly_ancillary`) and given to a hook that takes ``ancillary`` (checks D03, D05).
 
     Returns
     -------
     StationResult
     """
     if qc is not None:
-        hourly = _run_qc(qc, hourly, station, rules.bad_flags)
+        anc = None
+        if gridded is not None and len(hourly):
+            # only the station's own span: hours beyond it would stretch the hourly grid the positional checks run on
+            anc = hourly_ancillary(gridded, hourly["station_id"].iloc[0])
+            anc = anc[(anc["time"] >= hourly["time"].min()) & (anc["time"] <= hourly["time"].max())]
+        hourly = _run_qc(qc, hourly, station, rules.bad_flags, anc)
     offsets: float | Mapping[str, float] = dict(rules.utc_offset_hours) if rules.utc_offset_hours else 0.0
     daily = daily_means(hourly, min_hours=rules.min_hours, utc_offset_hours=offsets)
     filled = fill_gaps(daily, max_distance_days=rules.max_distance_days, max_gap_days=rules.max_gap_days)
@@ -364,7 +378,11 @@ def _active_client() -> Any:
 
 
 def _run_stations(
-    parts: list[tuple[pd.DataFrame, pd.DataFrame]], qc: QcHook | None, rules: DailyRules, scheduler: str | None, say: Progress
+    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]],
+    qc: QcHook | None,
+    rules: DailyRules,
+    scheduler: str | None,
+    say: Progress,
 ) -> tuple[list[StationResult], str]:
     """One Dask task per station: on the active client (data scattered), else the local scheduler ``scheduler``."""
     client = _active_client() if scheduler is None else None
@@ -375,8 +393,8 @@ def _run_stations(
 
         data = client.scatter([p[0] for p in parts])
         futures = [
-            client.submit(process_station, d, st, qc, rules, key=f"station-{i}-{id(parts):x}", pure=False)
-            for i, (d, (_, st)) in enumerate(zip(data, parts, strict=True))
+            client.submit(process_station, d, st, qc, rules, anc, key=f"station-{i}-{id(parts):x}", pure=False)
+            for i, (d, (_, st, anc)) in enumerate(zip(data, parts, strict=True))
         ]
         step = max(len(futures) // 10, 1)
         for done, _ in enumerate(as_completed(futures), start=1):
@@ -386,7 +404,10 @@ def _run_stations(
         return list(results), where
     where = f"local Dask scheduler ({scheduler or dask.config.get('scheduler', None) or 'threads'})"
     say(f"quality control and daily values of {len(parts)} stations as Dask tasks on the {where}")
-    tasks = [dask.delayed(process_station, pure=False)(h, st, qc, rules, dask_key_name=f"station-{i}") for i, (h, st) in enumerate(parts)]
+    tasks = [
+        dask.delayed(process_station, pure=False)(h, st, qc, rules, anc, dask_key_name=f"station-{i}")
+        for i, (h, st, anc) in enumerate(parts)
+    ]
     with _CountTasks(len(tasks), say):
         results = dask.compute(*tasks, scheduler=scheduler)
     return list(results), where
@@ -502,7 +523,12 @@ def ingest_stations(
 
     by_station = hourly.groupby("station_id", sort=True, observed=True, dropna=False).indices
     station_ids = stations["station_id"].astype(str).to_numpy()
-    work = [(hourly.iloc[rows], stations.loc[station_ids == str(sid)]) for sid, rows in by_station.items()]
+    use_grid = cfg.insitu.gridded_ancillary and qc is not None and _takes(qc, "ancillary")
+    gridded = era5_at_stations(store, grid, stations, say) if use_grid else None
+    work = [
+        (hourly.iloc[rows], stations.loc[station_ids == str(sid)], None if gridded is None else gridded.get(str(sid)))
+        for sid, rows in by_station.items()
+    ]
     results, where = _run_stations(work, qc, rules, scheduler, say)
     checked = _concat([r.hourly for r in results], hourly)
     if checked.index.is_monotonic_increasing is False and hourly.index.is_monotonic_increasing:
@@ -644,16 +670,67 @@ def match_targets(
     return report
 
 
-def qc_with_saturation(hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags: Sequence[str] | None = None) -> pd.DataFrame:
+def era5_at_stations(store: Store, grid: Any, stations: pd.DataFrame, say: Progress | None = None) -> dict[str, pd.DataFrame] | None:
+    """ERA5-Land top-layer soil temperature and precipitation at each station's cell, daily: ``{station_id: frame}``.
+
+    The gridded series of Dorigo's D03 (frozen soil) and D05 (rise without
+    rain) for stations without in-situ soil temperature or precipitation.
+    Read from the daily cube ``covariates/era5land`` (coast rule as in the
+    matching); None when the store has no cube yet (the checks then run only
+    where the station files carry those columns). Frames: ``time`` (day),
+    ``stl1`` (K), ``tp`` (mm/day).
+    """
+    if not zarr_exists(store, ERA5_RELPATH):
+        if say is not None:
+            say(f"no ERA5-Land cube at {store.url_of(ERA5_RELPATH)}: D03/D05 use only the stations' own columns")
+        return None
+    era5 = open_era5land_daily(store, ERA5_RELPATH)
+    inside = stations[stations["row"] >= 0].drop_duplicates("station_id")
+    if era5.sizes[cv.TIME] == 0 or not {"stl1", "tp"} <= set(era5.data_vars) or inside.empty:
+        return None
+    at = era5_at_cells(era5, grid, inside["row"].to_numpy(), inside["col"].to_numpy(), variables=["stl1", "tp"]).load()
+    days = pd.DatetimeIndex(at[cv.TIME].values)
+    stl1, tp = at["stl1"].values, at["tp"].values  # (time, cell)
+    return {
+        str(sid): pd.DataFrame({"time": days, "stl1": stl1[:, k], "tp": tp[:, k]}) for k, sid in enumerate(inside["station_id"].astype(str))
+    }
+
+
+def hourly_ancillary(daily: pd.DataFrame, station_id: Any) -> pd.DataFrame:
+    """The daily ERA5-Land series of one station as the hourly ancillary table of :func:`~smci_dask.insitu.qc.apply_qc`.
+
+    ERA5-Land's hourly values are not kept (the store holds daily values), so
+    every hour of a day carries that day's mean soil temperature (deg C) and
+    1/24 of its precipitation (mm per hour): the day's rain is spread evenly,
+    which D05 (a rise without rain in the hours before) reads as rain on
+    every hour of a wet day.
+    """
+    days = pd.DatetimeIndex(daily["time"])
+    hours = (days.values[:, None] + np.arange(24).astype("timedelta64[h]")[None, :]).ravel()
+    return pd.DataFrame(
+        {
+            "station_id": station_id,
+            "time": hours,
+            "grid_soil_temperature": np.repeat(daily["stl1"].to_numpy(np.float64) - 273.15, 24),
+            "grid_precipitation": np.repeat(daily["tp"].to_numpy(np.float64) / 24.0, 24),
+        }
+    )
+
+
+def qc_with_saturation(
+    hourly: pd.DataFrame, stations: pd.DataFrame, bad_flags: Sequence[str] | None = None, ancillary: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The ISMN automated checks (:func:`smci_dask.insitu.qc.apply_qc`) with each station's saturation point.
 
     The saturation point (m3/m3) is the station table's ``saturation`` (or the
     ISMN static file's ``saturation_0_30cm``); stations without one get no C03.
-    ``bad_flags``: the codes that drop a reading (default all). This is the QC
-    hook :func:`ingest_stations` uses from the CLI and the demo.
+    ``bad_flags``: the codes that drop a reading (default all); ``ancillary``:
+    ERA5-Land at the station's cell, hourly (:func:`hourly_ancillary`; D03,
+    D05). This is the QC hook :func:`ingest_stations` uses from the CLI and
+    the demo.
     """
     from smci_dask.insitu.qc import apply_qc
 
     column = next((c for c in ("saturation", "saturation_0_30cm") if c in stations.columns), None)
     saturation = stations.drop_duplicates("station_id").set_index("station_id")[column] if column else None
-    return apply_qc(hourly, saturation=saturation, bad_flags=bad_flags)  # type: ignore[arg-type]
+    return apply_qc(hourly, saturation=saturation, bad_flags=bad_flags, ancillary=ancillary)  # type: ignore[arg-type]

@@ -68,6 +68,7 @@ REPORT_FILE: Final = "report.json"
 #: Files written per depth beside the model (relative to its folder).
 CV_TABLE: Final = "cv_table.csv"
 CV_FOLDS: Final = "cv_folds.csv"
+HALVING_ROUNDS: Final = "halving_rounds.csv"
 HEATMAP: Final = "table2.png"
 OPTIMISM: Final = "cv_optimism.csv"
 PARAMS: Final = "params.json"
@@ -539,7 +540,12 @@ def _write_search_outputs(store: Store, folder: str, depth: int, result: SearchR
     folds.insert(0, "depth_cm", depth)
     store.write_text(f"{folder}/{CV_FOLDS}", folds.to_csv(index=False))
     store.write_bytes(f"{folder}/{HEATMAP}", table2_figure(result, title=f"{depth} cm"))
-    return {"cv_table": CV_TABLE, "cv_folds": CV_FOLDS, "heatmap": HEATMAP}
+    written = {"cv_table": CV_TABLE, "cv_folds": CV_FOLDS, "heatmap": HEATMAP}
+    rounds = getattr(result, "rounds", None)  # successive halving: every round's candidates and scores
+    if isinstance(rounds, pd.DataFrame):
+        store.write_text(f"{folder}/{HALVING_ROUNDS}", rounds.assign(depth_cm=depth).to_csv(index=False))
+        written["halving_rounds"] = HALVING_ROUNDS
+    return written
 
 
 def table2_figure(result: SearchResult, *, member: str | None = None, title: str = "") -> bytes:

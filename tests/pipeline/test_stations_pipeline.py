@@ -332,3 +332,47 @@ def test_rule_overrides_and_unknown_rules(pair_csv: str, tmp_path: Path) -> None
     assert rep.gap_filled_days == 0 and not rep.qc_applied
     with pytest.raises(TypeError, match="unknown rules"):
         ingest_stations(cfg, pair_csv, fmt="csv", min_hour=3)
+
+
+def test_era5land_at_the_station_cell_drives_d03_and_d05(tiny_stores):
+    """Stations without gridded columns get ERA5-Land's stl1 and tp at their cell (the cube in the store) for D03/D05."""
+    from smci_dask.covariates import open_era5land_daily
+    from smci_dask.insitu.readers_ismn import read_ismn
+    from smci_dask.pipeline.stations import (
+        DailyRules,
+        _station_table,
+        era5_at_stations,
+        hourly_ancillary,
+        process_station,
+        qc_with_saturation,
+    )
+
+    store, info = tiny_stores
+    grid, cfg = info["grid"], info["config"]
+    data = read_ismn(info["world"].join("stations/ismn/SYNTH/SYN0003"))
+    stations = _station_table(data.stations, grid)
+    gridded = era5_at_stations(store, grid, stations)
+    sid = str(stations["station_id"].iloc[0])
+    daily = gridded[sid]
+
+    # independent: the cube at the coarse cell nearest the station (an inland station: no coast substitution)
+    cube = open_era5land_daily(store, "covariates/era5land")
+    lat, lon = float(stations["lat"].iloc[0]), float(stations["lon"].iloc[0])
+    ref = cube[["stl1", "tp"]].sel(lat=lat, lon=lon, method="nearest").load()
+    np.testing.assert_allclose(daily["stl1"], ref["stl1"].values)
+    hours = hourly_ancillary(daily, sid)
+    assert len(hours) == 24 * len(daily)
+    np.testing.assert_allclose(hours.groupby(hours["time"].dt.floor("D"))["grid_precipitation"].sum().to_numpy(), ref["tp"].values)
+
+    rules = DailyRules.from_config(cfg.insitu)
+    with_grid = process_station(data.observations, stations, qc_with_saturation, rules, daily).hourly
+    without = process_station(data.observations, stations, qc_with_saturation, rules, None).hourly
+    sm = with_grid[with_grid["variable"] == "sm"]
+    # D03 exactly where ERA5-Land's soil is below freezing that day (and never without the gridded series)
+    frozen_days = set(pd.DatetimeIndex(ref["time"].values[ref["stl1"].values < 273.15]))
+    expected = sm["time"].dt.floor("D").isin(frozen_days) & sm["value"].notna()
+    assert len(frozen_days) > 0
+    assert (sm["D03"].fillna(False).astype(bool) == expected).all()
+    assert not without.loc[without["variable"] == "sm", "D03"].fillna(False).astype(bool).any()
+    # D05 (rise without gridded rain) can only appear with the gridded series
+    assert not without.loc[without["variable"] == "sm", "D05"].fillna(False).astype(bool).any()

@@ -254,3 +254,24 @@ def test_run_ids_and_profiles() -> None:
         load_config(overrides={"model": {"search": {"profile": "fast"}}}, environ={})
     with pytest.raises(ConfigError, match="engine 'tasks'"):
         load_config(overrides={"model": {"ensemble": "weights", "search": {"engine": "dask-ml"}}}, environ={})
+
+
+def test_successive_halving_strategy_writes_its_rounds(tiny_trained: Trained, tmp_path) -> None:  # noqa: ANN001
+    _, info = tiny_trained
+    store = Store.from_url(tmp_path / "s")
+    search = {"strategy": "halving", "max_features": [2, 6, 12], "min_samples_leaf": [20, 60], "n_folds": 2, "cv_optimism": False}
+    cfg = load_config(overrides={"store": {"root": str(tmp_path / "s")}, "model": {"n_estimators": 30, "search": search}}, environ={})
+    rep = train_experiment(cfg, store, run="h", experiment="final", table=info["table"], depths=[30], echo=lambda _: None)
+    folder = model_dir("h", "final", 30)
+    rounds = _csv(store, f"{folder}/halving_rounds.csv")
+    assert rounds["round"].nunique() >= 2
+    first, last = rounds["round"].min(), rounds["round"].max()
+    cells = lambda r: set(map(tuple, rounds[rounds["round"] == r][["max_features", "min_samples_leaf"]].to_numpy()))  # noqa: E731
+    assert len(cells(first)) == 6 and cells(last) < cells(first)
+    chosen = (rep.depths[30].params["max_features"], rep.depths[30].params["min_samples_leaf"])
+    assert chosen in cells(last)
+    # the last round ran at the full number of trees, and the chosen cell is its lowest ensemble RMSE
+    final = rounds[(rounds["round"] == last) & (rounds["member"] == "ensemble")]
+    assert (final["n_estimators"] == 30).all()
+    best = final.sort_values("rmse_mean").iloc[0]
+    assert (int(best["max_features"]), int(best["min_samples_leaf"])) == chosen

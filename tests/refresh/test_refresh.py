@@ -168,7 +168,8 @@ def test_cli_says_nothing_new_and_lease_busy(tmp_path: Path) -> None:
     env = {"SMCI__REGION__NAME": "tiny"}
     with hold_lease(store, LEASE_RELPATH, holder="another refresh", ttl=60):
         busy = runner.invoke(cli, args, env=env)
-    assert busy.exit_code == 7 and "another refresh" in busy.output and busy.output.count("\n") == 1
+    assert busy.exit_code == 7, busy.output
+    assert "another refresh" in busy.output and busy.output.count("\n") == 1
     assert not store.exists("covariates")
 
     idle = runner.invoke(cli, ["refresh", "--store", str(root), "--no-cluster"], env=env)  # no inputs configured, no product
@@ -208,3 +209,26 @@ def test_revised_input_is_reported_then_recomputed_on_request(refresh_base: Any,
 
     quiet = refresh(refresh_base.config(root), store, era5land=[str(january)], echo=_quiet)
     assert quiet.nothing_new and not quiet.revised
+
+
+def test_refresh_on_s3_stopped_mid_prediction_is_finished_by_the_next_one(refresh_base: Any, s3_store: tuple[str, dict[str, Any]]) -> None:
+    url, options = s3_store
+    store = Store.from_url(url, options)
+    for part in ("covariates", "models", "product"):
+        store.fs.put(str(refresh_base.root / part), store.join(part), recursive=True)
+    land = refresh_base.land()
+    tasks = []
+
+    def hook(name: str, *_details: Any) -> None:
+        if name == "predict-task":  # a reader polling while tasks write chunks (the costly part on S3: only here)
+            _reader_check(store, land)
+            tasks.append(name)
+            if len(tasks) == 5:
+                raise Crash(name)
+
+    with pytest.raises(Crash):
+        refresh(refresh_base.config(url), store, era5land=[refresh_base.january], echo=_quiet, checkpoint=hook)
+    assert list(_reader_check(store, land)) == list(pd.date_range(FIRST, "2019-12-31"))
+    report = refresh(refresh_base.config(url), store, era5land=[refresh_base.january], echo=_quiet)
+    assert list(report.days_added) == list(pd.date_range("2020-01-01", LAST)) and report.extended_to is None  # extended before the stop
+    _assert_equals_reference(store, refresh_base)
