@@ -209,7 +209,10 @@ def make_estimator(
     if max_samples is not None:
         if n_rows is None:
             raise InputError("max_samples (rows per tree) needs the number of training rows: pass n_rows or use fit_member")
-        fraction = rows_per_tree(n_rows, subsample, max_samples) / n_rows
+        if rows_per_tree(n_rows, subsample, max_samples) < rows_per_tree(n_rows, subsample):
+            fraction = rows_per_tree(n_rows, subsample, max_samples) / n_rows
+        else:  # a cap above the rows drawn anyway changes nothing: the same model as without it
+            max_samples = None
     if member == "lightgbm":
         import lightgbm as lgb
 

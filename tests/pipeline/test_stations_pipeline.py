@@ -256,7 +256,8 @@ def test_station_tasks_in_parallel_equal_the_sequential_run(pair_csv: str, seque
 
     root_seq, rep_seq = sequential
     said: list[str] = []
-    rep_threads = _ingest_pair(_config(str(tmp_path / "threads")), pair_csv, progress=said.append)
+    # threads named explicitly: the default local scheduler is whatever dask's global config holds at this point of the session
+    rep_threads = _ingest_pair(_config(str(tmp_path / "threads")), pair_csv, progress=said.append, scheduler="threads")
     assert "threads" in rep_threads.scheduler and any("stations done: 2 of 2" in line for line in said)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster):
         rep_client = _ingest_pair(_config(str(tmp_path / "client")), pair_csv)
