@@ -46,8 +46,12 @@ class DailyWriteReport:
     created: bool
 
 
-def _days_to_ranges(days: pd.DatetimeIndex) -> list[list[str]]:
-    """Sorted days -> ``[[first, last], ...]`` runs of consecutive days (ISO dates)."""
+def day_ranges(days: Sequence[Any] | pd.DatetimeIndex) -> list[list[str]]:
+    """Days (any order, repeats allowed) -> sorted ``[[first, last], ...]`` runs of consecutive days (ISO dates).
+
+    The compact form in which the stores list their complete days (an attribute).
+    """
+    days = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(days))))
     if not len(days):
         return []
     ordinal = (days - days[0]).days.to_numpy()
@@ -57,7 +61,8 @@ def _days_to_ranges(days: pd.DatetimeIndex) -> list[list[str]]:
     return [[days[a].strftime("%Y-%m-%d"), days[b].strftime("%Y-%m-%d")] for a, b in zip(starts, ends, strict=True)]
 
 
-def _ranges_to_days(ranges: Sequence[Sequence[str]]) -> pd.DatetimeIndex:
+def ranges_to_days(ranges: Sequence[Sequence[str]]) -> pd.DatetimeIndex:
+    """``[[first, last], ...]`` (:func:`day_ranges`) -> the days."""
     parts = [pd.date_range(first, last, freq="D") for first, last in ranges]
     return pd.DatetimeIndex(np.concatenate([p.values for p in parts])) if parts else pd.DatetimeIndex([], dtype="datetime64[ns]")
 
@@ -73,7 +78,7 @@ def complete_days(store: Store, relpath: str) -> pd.DatetimeIndex:
     """
     if not zarr_exists(store, relpath):
         return pd.DatetimeIndex([], dtype="datetime64[ns]")
-    return _ranges_to_days(open_zarr(store, relpath).attrs.get(COMPLETE_DAYS_ATTR, []))
+    return ranges_to_days(open_zarr(store, relpath).attrs.get(COMPLETE_DAYS_ATTR, []))
 
 
 def open_era5land_daily(store: Store, relpath: str, *, complete_only: bool = True) -> xr.Dataset:
@@ -96,7 +101,7 @@ def open_era5land_daily(store: Store, relpath: str, *, complete_only: bool = Tru
     """
     ds = open_zarr(store, relpath)
     if complete_only:
-        ds = ds.sel({cv.TIME: _ranges_to_days(ds.attrs.get(COMPLETE_DAYS_ATTR, []))})
+        ds = ds.sel({cv.TIME: ranges_to_days(ds.attrs.get(COMPLETE_DAYS_ATTR, []))})
     return ds
 
 
@@ -199,7 +204,7 @@ def write_era5land_daily(
         start = pd.Timestamp(current[cv.TIME].values[0])
         chunks = tuple(current[names[0]].encoding.get("chunks") or (time_chunk, current.sizes[cv.LAT], current.sizes[cv.LON]))
         _check_like_store(ds, current, store, relpath)
-        stored = _ranges_to_days(current.attrs.get(COMPLETE_DAYS_ATTR, []))
+        stored = ranges_to_days(current.attrs.get(COMPLETE_DAYS_ATTR, []))
         length = current.sizes[cv.TIME]
         attrs = dict(current.attrs)
     if len(days) and days.min() < start:
@@ -231,7 +236,7 @@ def write_era5land_daily(
     current = open_zarr(store, relpath) if len(stored) else None
     blocks = (blk for k in touched for blk in _time_chunk_blocks(ds, current, names, start, int(k) * step, step, new, stored))
     # the group is opened once (not once per variable and chunk); the complete days are listed after the last chunk
-    write_zarr_blocks(store, relpath, blocks, attrs={COMPLETE_DAYS_ATTR: _days_to_ranges(stored.union(new))})
+    write_zarr_blocks(store, relpath, blocks, attrs={COMPLETE_DAYS_ATTR: day_ranges(stored.union(new))})
     return DailyWriteReport(list(new), list(skipped), len(touched), created)
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,6 +50,7 @@ import pandas as pd
 import xarray as xr
 
 from smci_dask import conventions as cv
+from smci_dask.covariates.era5land_store import day_ranges, ranges_to_days
 from smci_dask.errors import InputError
 from smci_dask.grid.spec import GridSpec, Tile
 from smci_dask.io import Store, open_zarr, write_zarr, zarr_exists
@@ -337,23 +338,6 @@ def load_markers(store: Store, relpath: str) -> dict[tuple[int, tuple[int, int]]
         key = (int(m.group(1)), (int(m.group(2)), int(m.group(3))))
         done[key].append(pd.date_range(m.group(4), m.group(5), freq="D"))
     return {k: pd.DatetimeIndex(np.unique(np.concatenate([d.values for d in v]))) for k, v in done.items()}
-
-
-def day_ranges(days: Sequence[Any] | pd.DatetimeIndex) -> list[list[str]]:
-    """Sorted days -> ``[[first, last], ...]`` runs of consecutive days (ISO dates)."""
-    days = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(days))))
-    if not len(days):
-        return []
-    ordinal = (days - days[0]).days.to_numpy()
-    breaks = np.flatnonzero(np.diff(ordinal) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks - 1, [len(days) - 1]])
-    return [[days[a].strftime("%Y-%m-%d"), days[b].strftime("%Y-%m-%d")] for a, b in zip(starts, ends, strict=True)]
-
-
-def ranges_to_days(ranges: Sequence[Sequence[str]]) -> pd.DatetimeIndex:
-    parts = [pd.date_range(first, last, freq="D") for first, last in ranges]
-    return pd.DatetimeIndex(np.concatenate([p.values for p in parts])) if parts else pd.DatetimeIndex([], dtype="datetime64[ns]")
 
 
 def complete_days(store: Store, relpath: str = PRODUCT_1KM_RELPATH) -> pd.DatetimeIndex:
