@@ -21,6 +21,8 @@ Echo = Callable[[str], None]
 INPUTS = "inputs"
 #: The demo maps the last 90 days, in 64-cell tiles so that a small region still makes parallel tasks.
 DEMO_INFERENCE = {"last_days": 90, "tile_size": 64}
+#: The world's last monthly ERA5-Land files the demo leaves out of its run: the material of a first `smci refresh`.
+HELD_BACK_MONTHS = 1
 
 
 def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = print) -> str:
@@ -65,6 +67,11 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
     for o in outcomes:
         timings[o.name + ("" if o.status == "ran" else f" ({o.status})")] = o.seconds if o.status == "ran" else 0.0
         counts.update(o.result)
+    held = held_back_era5land(inputs)
+    if held:
+        counts["held back for a refresh"] = " ".join(held)
+        env = "" if region == cfg.region.name else f"SMCI__REGION__NAME={region} "
+        counts["then try"] = f"{env}smci refresh --store {root.url} --era5land {held[0]}"
     return _summary(root.url, manifest, timings, counts)
 
 
@@ -84,16 +91,44 @@ def demo_config(cfg: Config, region: str, inputs: Store) -> Config:
 
 
 def demo_inputs(cfg: Config, inputs: Store) -> InputsConfig:
-    """The ``inputs`` settings that point `smci run` at the synthetic world in ``inputs``."""
-    from smci_dask.synthetic.world import ERA5_DIR, ISMN_DIR, LAI_DIR, STATIC_DIR
+    """The ``inputs`` settings that point `smci run` at the synthetic world in ``inputs``.
 
+    ERA5-Land is every monthly file of the world but the last
+    :data:`HELD_BACK_MONTHS` (:func:`held_back_era5land`): those are left for
+    a refresh to bring in, as a new month from the CDS would be.
+    """
+    from smci_dask.synthetic.world import ISMN_DIR, LAI_DIR, STATIC_DIR
+
+    held = set(held_back_era5land(inputs))
     return InputsConfig(
-        era5land=[inputs.url_of(ERA5_DIR) + "/*.nc"],
+        era5land=[url for url in _era5land_files(inputs) if url not in held],
         static=[inputs.url_of(STATIC_DIR)],
         lai=[inputs.url_of(LAI_DIR) + "/*.tif"],
         stations=StationInputConfig(paths=[inputs.url_of(ISMN_DIR)], format="ismn"),
         storage_options=dict(cfg.store.storage_options),
     )
+
+
+def _era5land_files(inputs: Store) -> list[str]:
+    """URLs of the world's monthly ERA5-Land NetCDF files, oldest first (from its manifest; the folder's glob before a world exists)."""
+    from smci_dask.synthetic import load_manifest
+    from smci_dask.synthetic.world import ERA5_DIR, MANIFEST
+
+    if not inputs.exists(MANIFEST):
+        return [inputs.url_of(ERA5_DIR) + "/*.nc"]
+    return [inputs.url_of(p) for p in sorted(load_manifest(inputs)["files"]["era5land"])]
+
+
+def held_back_era5land(inputs: Store) -> list[str]:
+    """The world's last :data:`HELD_BACK_MONTHS` ERA5-Land files, which the demo's run leaves out for `smci refresh`.
+
+    After ``smci demo``, ``smci refresh --store STORE --era5land URL`` (or
+    :func:`smci_dask.pipeline.refresh.refresh` with ``era5land=[URL]``)
+    ingests that month and predicts its days, as a scheduled refresh would
+    with a newly published month.
+    """
+    files = _era5land_files(inputs)
+    return files[-HELD_BACK_MONTHS:] if len(files) > HELD_BACK_MONTHS and not files[0].endswith("*.nc") else []
 
 
 def _clear_derived(root: Store, echo: Echo) -> None:
