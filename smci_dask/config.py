@@ -146,6 +146,7 @@ class ModelConfig(_Strict):
     max_depth: int | None = Field(None, ge=1)
     max_samples: int | None = Field(None, ge=1)
     max_leaves: int | None = Field(None, ge=2)
+    residual: bool = True
     run: str | None = None
     search: SearchConfig = Field(default_factory=SearchConfig)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=_packaged_profiles)
@@ -226,7 +227,7 @@ class InsituConfig(_Strict):
     layer_rule: Literal["nearest_centre", "overlap"] = "nearest_centre"
     layer_max_distance_cm: float = Field(10.0, ge=0)
     layer_max_width_cm: float = Field(15.0, gt=0)
-    gridded_ancillary: bool = False
+    gridded_ancillary: bool = True
 
     @field_validator("utc_offset_hours")
     @classmethod
@@ -312,6 +313,7 @@ class RefreshConfig(_Strict):
     """`smci refresh`: what to do with revised inputs and how to share the store with another refresh."""
 
     recompute_revised: bool = False
+    backfill: bool = False
     lease_ttl_seconds: float = Field(900.0, gt=0)
     wait_seconds: float = Field(0.0, ge=0)
 

@@ -83,7 +83,16 @@ def permutation_importance(
 
 
 def _member_importance(name: str, model: Any, features: Sequence[str]) -> dict[str, npt.NDArray[np.float64]]:
-    """``split`` and ``gain`` per feature of one fitted member (native booster or scikit-learn API)."""
+    """``split`` and ``gain`` per feature of one fitted member (native booster or scikit-learn API).
+
+    A residual member (:class:`~smci_dask.models.OffsetModel`) reports its
+    forest's splits, i.e. what explains the departure from the offset feature;
+    the offset's own share shows in the permutation importance.
+    """
+    from smci_dask.models import OffsetModel
+
+    if isinstance(model, OffsetModel):
+        model = model.model
     n = len(features)
     booster = model.booster_ if hasattr(model, "booster_") else model
     if hasattr(model, "get_booster"):

@@ -9,7 +9,16 @@
 from __future__ import annotations
 
 from smci_dask.models.cv import cell_groups, grouped_kfold, make_folds, random_kfold
-from smci_dask.models.estimators import MEMBERS, Ensemble, fit_member, fit_weights, make_ensemble, make_estimator, predict_member
+from smci_dask.models.estimators import (
+    MEMBERS,
+    Ensemble,
+    OffsetModel,
+    fit_member,
+    fit_weights,
+    make_ensemble,
+    make_estimator,
+    predict_member,
+)
 from smci_dask.models.search import Candidate, SearchResult, candidate_grid, refit_best, scores, search_from_config, search_hyperparameters
 from smci_dask.models.store import fingerprint_table, load_card, load_model, load_model_cached, model_checksum, model_dir, save_model
 
@@ -33,6 +42,7 @@ __all__ = [
     "model_checksum",
     "model_dir",
     "predict_member",
+    "OffsetModel",
     "random_kfold",
     "refit_best",
     "save_model",

@@ -288,12 +288,31 @@ def make_estimator(
     )
 
 
-def fit_member(member: Member, X: np.ndarray, y: np.ndarray, *, n_jobs: int = 1, **hyper: Any) -> Any:
+@dataclass(frozen=True)
+class OffsetModel:
+    """A fitted member that learned ``y - X[:, column]``: its predictions add that column back.
+
+    The residual form of the target (``model.residual``): the forest learns
+    the departure of the matched target from ERA5-Land's soil moisture of the
+    matching layer, a feature of every row, and :func:`predict_member` adds
+    the feature back, so predictions and every score are in target units.
+    ``model`` is the library's own fitted object (stored natively as usual;
+    the card names the offset feature). Code that needs the library's object
+    (sizes, trees) takes ``.model``; :func:`_booster` unwraps it.
+    """
+
+    model: Any
+    column: int
+
+
+def fit_member(member: Member, X: np.ndarray, y: np.ndarray, *, n_jobs: int = 1, offset_column: int | None = None, **hyper: Any) -> Any:
     """Build :func:`make_estimator` for ``X`` (n_rows, n_features) and fit it on ``y``.
 
     ``hyper``: ``max_features``, ``min_samples_leaf``, ``n_estimators``,
     ``subsample``, ``max_depth``, ``seed`` and optionally the size controls
     ``max_leaves``, ``max_samples`` and ``max_bin`` (``None`` values mean the default).
+    ``offset_column``: fit on ``y - X[:, offset_column]`` and return an
+    :class:`OffsetModel` that adds the column back when it predicts.
     """
     X = np.asarray(X)
     y = np.asarray(y)
@@ -304,7 +323,14 @@ def fit_member(member: Member, X: np.ndarray, y: np.ndarray, *, n_jobs: int = 1,
     if hyper.get("max_bin", 0) is None:
         hyper = {k: v for k, v in hyper.items() if k != "max_bin"}
     est = make_estimator(member, n_features=X.shape[1], n_rows=len(X), n_jobs=n_jobs, **hyper)
-    return est.fit(X, y)
+    if offset_column is None:
+        return est.fit(X, y)
+    if not 0 <= int(offset_column) < X.shape[1]:
+        raise InputError(f"fit {member}: offset column {offset_column} is not one of the {X.shape[1]} features")
+    base = X[:, int(offset_column)].astype(np.float64)
+    if not np.isfinite(base).all():
+        raise InputError(f"fit {member}: the offset feature (column {offset_column}) has {int((~np.isfinite(base)).sum())} missing values")
+    return OffsetModel(est.fit(X, y - base), int(offset_column))
 
 
 def predict_member(model: Any, X: np.ndarray) -> np.ndarray:
@@ -320,6 +346,8 @@ def predict_member(model: Any, X: np.ndarray) -> np.ndarray:
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
+    if isinstance(model, OffsetModel):
+        return predict_member(model.model, X) + X[:, model.column].astype(np.float64)
     lib, booster = _booster(model)
     if lib == "xgboost":
         return np.asarray(booster.inplace_predict(X), dtype=np.float64)
@@ -330,6 +358,8 @@ def predict_member(model: Any, X: np.ndarray) -> np.ndarray:
 
 def _booster(model: Any) -> tuple[str, Any]:
     """``(library, native booster)`` of a fitted member: ``'lightgbm'``, ``'xgboost'`` or ``'sklearn'`` (the estimator itself)."""
+    if isinstance(model, OffsetModel):
+        model = model.model
     mod = type(model).__module__
     if mod.startswith("lightgbm"):
         return "lightgbm", getattr(model, "booster_", model)

@@ -194,6 +194,7 @@ def search_halving(
     seed: int,
     max_leaves: int | None = None,
     max_samples: int | None = None,
+    offset_column: int | None = None,
     eta: int = 3,
     min_trees: int = 10,
     min_rows_fraction: float = 0.1,
@@ -206,8 +207,8 @@ def search_halving(
 
     Parameters
     ----------
-    X, y, folds, members, max_features, min_samples_leaf, n_estimators, subsample, max_depth, seed, max_leaves, max_samples, client,
-    progress
+    X, y, folds, members, max_features, min_samples_leaf, n_estimators, subsample, max_depth, seed, max_leaves, max_samples,
+    offset_column, client, progress
         As :func:`~smci_dask.models.search.search_hyperparameters`;
         ``n_estimators`` is the last round's (full) number of trees.
     eta
@@ -244,6 +245,8 @@ def search_halving(
         final_candidates=final_candidates,
     )
     fixed = {"subsample": subsample, "max_depth": max_depth, "seed": seed, "max_leaves": max_leaves, "max_samples": max_samples}
+    if offset_column is not None:
+        fixed["offset_column"] = offset_column
     screen = list(screen_members) if screen_members else list(members)
     train_rows = sum(len(t) for t, _ in folds)
     tables, results = [], []

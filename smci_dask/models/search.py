@@ -175,6 +175,7 @@ def search_hyperparameters(
     seed: int,
     max_leaves: int | None = None,
     max_samples: int | None = None,
+    offset_column: int | None = None,
     client: Any = None,
     progress: Progress | None = None,
     engine: SearchEngine = "tasks",
@@ -197,6 +198,9 @@ def search_hyperparameters(
         Fixed for every fit (``model``); the seed is the same for every task.
     max_leaves, max_samples
         Optional leaf cap and rows-per-tree cap (model-size controls), fixed for every fit.
+    offset_column
+        The residual form (``model.residual``): every fit learns ``y - X[:, offset_column]``
+        and adds it back (:class:`~smci_dask.models.estimators.OffsetModel`); scores stay in target units.
     client
         A :class:`distributed.Client`; ``None`` runs the tasks here, in order.
     progress
@@ -232,6 +236,8 @@ def search_hyperparameters(
         "max_leaves": max_leaves,
         "max_samples": max_samples,
     }
+    if offset_column is not None:
+        fixed["offset_column"] = int(offset_column)
     if engine == "dask-ml":
         return _search_dask_ml(X, y, folds, cands, list(members), fixed, grid=grid, n_iter=n_iter, client=client, progress=progress)
     if engine != "tasks":
@@ -362,6 +368,7 @@ class ForestEnsembleRegressor(RegressorMixin, BaseEstimator):  # type: ignore[mi
         max_leaves: int | None = None,
         seed: int = 0,
         max_samples: int | None = None,
+        offset_column: int | None = None,
     ) -> None:
         self.members = members
         self.max_features = max_features
@@ -372,6 +379,7 @@ class ForestEnsembleRegressor(RegressorMixin, BaseEstimator):  # type: ignore[mi
         self.max_leaves = max_leaves
         self.seed = seed
         self.max_samples = max_samples
+        self.offset_column = offset_column
 
     def fit(self, X: Any, y: Any) -> ForestEnsembleRegressor:
         """Fit every member on ``X`` (rows x features) and ``y`` (m3/m3)."""
@@ -385,6 +393,7 @@ class ForestEnsembleRegressor(RegressorMixin, BaseEstimator):  # type: ignore[mi
             "seed": int(self.seed),
             "max_leaves": self.max_leaves,
             "max_samples": self.max_samples,
+            "offset_column": self.offset_column,
         }
         self.fitted_ = {m: fit_member(m, X, y, **hyper) for m in self.members}
         self._last: tuple[Any, dict[str, np.ndarray]] | None = None
@@ -485,9 +494,14 @@ def _search_dask_ml(
     return _summarise(fold_df, y, folds, members, fixed, preds=None, engine="dask-ml")
 
 
-def fixed_from_config(model_cfg: Any) -> dict[str, Any]:
-    """The settings every fit shares (``model``): n_estimators, subsample, max_depth, seed (``model.search.seed``), size caps."""
-    return {
+def fixed_from_config(model_cfg: Any, offset_column: int | None = None) -> dict[str, Any]:
+    """The settings every fit shares (``model``): n_estimators, subsample, max_depth, seed (``model.search.seed``), size caps.
+
+    ``offset_column``: the column of the depth's ERA5-Land layer when the
+    target is learned as a residual (``model.residual``; see
+    :func:`smci_dask.pipeline.train.offset_column`); included only when set.
+    """
+    fixed = {
         "n_estimators": int(model_cfg.n_estimators),
         "subsample": float(model_cfg.subsample),
         "max_depth": model_cfg.max_depth,
@@ -495,6 +509,9 @@ def fixed_from_config(model_cfg: Any) -> dict[str, Any]:
         "max_leaves": getattr(model_cfg, "max_leaves", None),
         "max_samples": getattr(model_cfg, "max_samples", None),
     }
+    if offset_column is not None:
+        fixed["offset_column"] = int(offset_column)
+    return fixed
 
 
 def search_from_config(
@@ -507,11 +524,13 @@ def search_from_config(
     progress: Progress | None = None,
     candidates: Sequence[Candidate] | None = None,
     engine: SearchEngine | None = None,
+    offset_column: int | None = None,
 ) -> SearchResult:
     """:func:`search_hyperparameters` with the grid and fixed settings of ``config.model``.
 
     ``candidates``: score only these cells (no random draw) instead of the
-    configured grid; ``engine``: instead of ``model.search.engine``.
+    configured grid; ``engine``: instead of ``model.search.engine``;
+    ``offset_column``: learn the residual of that column (:func:`fixed_from_config`).
     """
     s = model_cfg.search
     if candidates is not None:
@@ -534,7 +553,7 @@ def search_from_config(
             min_samples_leaf=msls,
             client=client,
             progress=progress,
-            **fixed_from_config(model_cfg),
+            **fixed_from_config(model_cfg, offset_column),
         )
     return search_hyperparameters(
         X,
@@ -547,7 +566,7 @@ def search_from_config(
         progress=progress,
         engine=engine or s.engine,
         n_iter=n_iter,
-        **fixed_from_config(model_cfg),
+        **fixed_from_config(model_cfg, offset_column),
     )
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from smci_dask.errors import InputError
 from smci_dask.features.build import FEATURE_NAMES
 from smci_dask.io import Store
-from smci_dask.models.estimators import Ensemble
+from smci_dask.models.estimators import Ensemble, OffsetModel
 
 CARD_NAME: Final[str] = "card.json"
 CARD_SCHEMA: Final[int] = 1
@@ -88,7 +88,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _member_bytes(name: str, model: Any) -> bytes:
-    """The native bytes of a fitted LightGBM or XGBoost member (sklearn API or booster)."""
+    """The native bytes of a fitted LightGBM or XGBoost member (sklearn API or booster; an OffsetModel's inner model)."""
+    if isinstance(model, OffsetModel):
+        model = model.model
     if name == "lightgbm":
         booster = getattr(model, "booster_", model)
         return booster.model_to_string().encode("utf-8")
@@ -108,6 +110,8 @@ def model_checksum(card: Mapping[str, Any]) -> str:
         "weights": {k: float(v) for k, v in card["ensemble"]["weights"].items()},
         "members": {k: v["sha256"] for k, v in card["members"].items()},
     }
+    if card["ensemble"].get("offset_feature"):  # a residual model predicts differently from the same trees without it
+        core["offset_feature"] = str(card["ensemble"]["offset_feature"])
     return sha256(json.dumps(core, sort_keys=True).encode())
 
 
@@ -158,6 +162,14 @@ def save_model(
     total = sum(weights.values())
     weights = {n: (w / total if total > 0 else 1.0 / len(weights)) for n, w in weights.items()}
 
+    offsets = {m.column if isinstance(m, OffsetModel) else None for m in members.values()}
+    if len(offsets) != 1:
+        raise InputError(
+            f"model {run}/{experiment}/{depth}cm: the members learned different targets (offset columns {offsets}); refit them together"
+        )
+    offset = offsets.pop()
+    offset_feature = None if offset is None else str(list(ensemble.feature_names)[offset])
+
     folder = model_dir(run, experiment, depth)
     member_cards: dict[str, Any] = {}
     for name, model in members.items():
@@ -171,7 +183,7 @@ def save_model(
         "experiment": experiment,
         "depth_cm": int(depth),
         "features": list(ensemble.feature_names),
-        "ensemble": {"method": ensemble.method, "weights": weights, "dropped": dropped},
+        "ensemble": {"method": ensemble.method, "weights": weights, "dropped": dropped, "offset_feature": offset_feature},
         "hyper_parameters": dict(hyper_parameters if hyper_parameters is not None else ensemble.params),
         "members": member_cards,
         "cv_scores": dict(cv_scores or {}),
@@ -264,6 +276,12 @@ def load_model(
                 "the file was altered or partly written; re-run training for this depth"
             )
         members[name] = _load_member(name, data, n_jobs)
+    offset_feature = card["ensemble"].get("offset_feature")
+    if offset_feature:
+        if offset_feature not in card["features"]:
+            raise InputError(f"model card {store.url_of(folder, CARD_NAME)}: offset feature {offset_feature!r} is not one of its features")
+        column = list(card["features"]).index(offset_feature)
+        members = {name: OffsetModel(m, column) for name, m in members.items()}
     weights = {k: float(v) for k, v in card["ensemble"]["weights"].items()}
     return Ensemble(
         members, list(card["features"]), card["ensemble"].get("method", "mean"), weights, dict(card.get("hyper_parameters", {}))

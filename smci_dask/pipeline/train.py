@@ -263,9 +263,13 @@ def _check_table(table: pd.DataFrame) -> None:
         )
 
 
-def _depth_arrays(table: pd.DataFrame, depth: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+def _depth_arrays(table: pd.DataFrame, depth: int, offset: int | None = None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, int]:
+    """Features, target and rows of one depth; rows without a target (or, for the residual form, without the
+    ERA5-Land layer it follows: days the covariates do not cover) are dropped and counted."""
     sub = table[table["depth_cm"].astype(int) == int(depth)]
     keep = sub[TARGET].notna().to_numpy()
+    if offset is not None:
+        keep = keep & sub[FEATURE_NAMES[offset]].notna().to_numpy()
     sub = sub[keep].reset_index(drop=True)
     X = sub[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
     y = sub[TARGET].to_numpy(dtype=np.float64)
@@ -286,8 +290,24 @@ def _settings(cfg: Config) -> dict[str, Any]:
         "members": list(m.members),
         "ensemble": m.ensemble,
         "target": TARGET,
+        "residual": bool(m.residual),
         **{k: v for k, v in fixed_from_config(m).items()},
     }
+
+
+def offset_column(cfg: Config, depth: int) -> int | None:
+    """The feature column a depth's forests learn the residual of (``model.residual``), else None.
+
+    ERA5-Land's volumetric soil water of the layer the depth is matched to
+    (``matching.layers``: ``swvl2`` for 10-30 cm, ``swvl3`` below by default):
+    the matched target has that layer's mean and spread at every station cell.
+    """
+    if not cfg.model.residual:
+        return None
+    layer = cfg.matching.layers.get(int(depth))
+    if layer is None:
+        raise InputError(f"depth {depth} cm has no ERA5-Land layer in matching.layers; add it or set model.residual: false")
+    return FEATURE_NAMES.index(f"swvl{int(layer)}")
 
 
 def _progress(echo: Echo, label: str) -> Callable[[int, int], None]:
@@ -398,7 +418,7 @@ def _train_depth(
     resume: bool,
 ) -> tuple[DepthReport, Ensemble | None]:
     folder = model_dir(run, experiment, depth)
-    X, y, sub, n_dropped = _depth_arrays(table, depth)
+    X, y, sub, n_dropped = _depth_arrays(table, depth, offset_column(cfg, depth))
     n_cells = int(sub["cell_id"].nunique())
     if len(y) == 0:
         raise InputError(f"depth {depth} cm: no row has a matched target ({TARGET}); run `smci ingest stations` with --match")
@@ -428,10 +448,12 @@ def _train_depth(
         )
         n_members = len(m.members)
         echo(
-            f"[train] {depth} cm: {len(y)} rows ({n_dropped} without target dropped), {n_cells} cells, "
+            f"[train] {depth} cm: {len(y)} rows ({n_dropped} without target or ERA5-Land layer dropped), {n_cells} cells, "
             f"{len(folds)} folds ({m.search.cv}), searching ({m.search.engine}) with {n_members} member(s)"
         )
-        result = search_from_config(X, y, folds, m, client=client, progress=_progress(echo, f"{depth} cm search"))
+        result = search_from_config(
+            X, y, folds, m, client=client, progress=_progress(echo, f"{depth} cm search"), offset_column=offset_column(cfg, depth)
+        )
         chosen = dict(result.best)
     else:
         chosen = {"max_features": int(given["max_features"]), "min_samples_leaf": int(given["min_samples_leaf"])}
@@ -461,7 +483,12 @@ def _train_depth(
         if m.ensemble == "weights":
             echo(f"[train] {depth} cm: ensemble 'weights' needs out-of-fold predictions from a search; using the mean")
         ens = refit_members(
-            X, y, members=list(m.members), hyper={**fixed_from_config(m), **chosen}, feature_names=FEATURE_NAMES, client=client
+            X,
+            y,
+            members=list(m.members),
+            hyper={**fixed_from_config(m, offset_column(cfg, depth)), **chosen},
+            feature_names=FEATURE_NAMES,
+            client=client,
         )
     seconds["refit"] = time.perf_counter() - t0
     card = save_model(
@@ -598,7 +625,9 @@ def cv_optimism(cfg: Config, X: np.ndarray, y: np.ndarray, rows: pd.DataFrame, r
             res = result
         else:
             folds = make_folds(strategy, len(y), m.search.n_folds, m.search.seed, groups=rows["cell_id"].to_numpy())
-            res = search_from_config(X, y, folds, m, client=client, candidates=[best], engine="tasks")
+            res = search_from_config(
+                X, y, folds, m, client=client, candidates=[best], engine="tasks", offset_column=result.fixed.get("offset_column")
+            )
         t = res.table
         sel = t[(t["max_features"] == best.max_features) & (t["min_samples_leaf"] == best.min_samples_leaf)]
         per[strategy] = sel.set_index("member")[["rmse_mean", "ubrmse_mean", "r_mean"]]
