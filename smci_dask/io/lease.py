@@ -15,7 +15,9 @@ looks again. A live lease held by someone else is waited for (``wait``
 seconds) or reported as a :class:`LeaseBusy` naming its holder and expiry.
 
 Holding: a background thread renews the lease (rewrites its own object
-with a later ``expires``) every ``ttl / 3`` seconds. A holder that was paused
+with a later ``expires``) every ``ttl / 3`` seconds; a renewal the store does
+not answer (network down, server paused) is tried again at the next period,
+so a store away for less than about two thirds of ``ttl`` loses nothing. A holder that was paused
 past its expiry may have lost the lease; :meth:`Lease.check` (called by the
 holder before it commits anything) raises :class:`LeaseLost` when a higher
 number exists.
@@ -133,8 +135,10 @@ class Lease:
             while not self._stop.wait(period):
                 try:
                     self.renew()
+                except LeaseLost:
+                    return  # the holder's next check() says so
                 except SmciError:
-                    return  # lost: the holder's next check() says so
+                    continue  # the store did not answer (paused, network down): try again next period
 
         self._thread = threading.Thread(target=loop, name=f"lease-{self.relpath}", daemon=True)
         self._thread.start()

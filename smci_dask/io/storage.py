@@ -22,7 +22,7 @@ from typing import IO, Any
 import fsspec
 from fsspec.registry import known_implementations
 
-from smci_dask.errors import StoreError
+from smci_dask.errors import SmciError, StoreError
 
 #: Exceptions that mean "could not talk to the store" (network, DNS, refused).
 _UNREACHABLE_NAMES = {
@@ -34,6 +34,9 @@ _UNREACHABLE_NAMES = {
     "ServerDisconnectedError",
     "gaierror",
 }
+#: Packages whose exceptions come from talking to a remote store.
+_DRIVER_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "aiohttp")
+_TIMEOUT_NAMES = {"ConnectTimeoutError", "ReadTimeoutError", "TimeoutError", "ServerTimeoutError"}
 _CREDENTIAL_NAMES = {"NoCredentialsError", "PartialCredentialsError", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
@@ -49,7 +52,7 @@ def is_store_failure(exc: BaseException) -> bool:
     if isinstance(exc, OSError | TimeoutError | PermissionError):
         return True
     names = {type(exc).__name__} | {type(c).__name__ for c in (exc.__cause__, exc.__context__) if c is not None}
-    from_driver = type(exc).__module__.startswith(("botocore", "aiobotocore", "s3fs", "gcsfs", "aiohttp"))
+    from_driver = type(exc).__module__.startswith(_DRIVER_MODULES)
     return bool(names & (_UNREACHABLE_NAMES | _CREDENTIAL_NAMES)) or from_driver
 
 
@@ -63,7 +66,8 @@ def describe_error(exc: BaseException) -> str:
     names = {type(x).__name__ for x in seen}
     text = " ".join(str(x) for x in seen)
     if names & _UNREACHABLE_NAMES or "Could not connect" in text or "Connection refused" in text:
-        return "cannot reach the store's endpoint (connection failed); check the URL, endpoint_url and the network"
+        how = "no answer in time" if names & _TIMEOUT_NAMES else "connection failed"
+        return f"cannot reach the store's endpoint ({how}); check the URL, endpoint_url and the network, then run the command again"
     if names & _CREDENTIAL_NAMES or "credentials" in text.lower():
         return "the store refused the credentials (or none were found); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the storage options"
     if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
@@ -73,6 +77,34 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"no such file or folder ({exc})"
     return f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def store_failures(store: Store) -> Iterator[None]:
+    """Report a failure of the store itself that escapes the block (a timeout inside zarr or dask) as one :class:`StoreError`.
+
+    Errors the package raises on purpose pass unchanged, and so does any
+    error that is not the store's (none of its chain comes from a remote
+    store's driver or names a network, timeout or credential failure); e.g. a
+    refresh whose store stopped answering ends with ``store s3://...:
+    cannot reach the store's endpoint (no answer in time); ... then run the
+    command again``.
+    """
+    try:
+        yield
+    except SmciError:
+        raise
+    except Exception as exc:
+        chain: list[BaseException] = []
+        e: BaseException | None = exc
+        while e is not None and e not in chain:
+            chain.append(e)
+            e = e.__cause__ or e.__context__
+        names = {type(x).__name__ for x in chain}
+        from_driver = any(type(x).__module__.startswith(_DRIVER_MODULES) for x in chain)
+        if not (from_driver or names & (_UNREACHABLE_NAMES | _TIMEOUT_NAMES | _CREDENTIAL_NAMES)):
+            raise  # a local file, a bug: keep its own type and traceback
+        raise StoreError(f"store {store.url}: {describe_error(exc)}") from exc
 
 
 @dataclass(frozen=True)

@@ -54,21 +54,33 @@ def test_the_product_holds_the_last_90_days_on_land(tiny_demo):
     assert (store / figure.split(str(store) + "/", 1)[-1]).stat().st_size > 0
 
 
-def test_evaluation_and_map_beat_era5land_overall(tiny_demo):
+def test_evaluation_and_map_beat_era5land_at_every_depth(tiny_demo):
+    """Ours beats ERA5-Land's ubRMSE at every depth on the map and in the station experiment; in the year one pooled.
+
+    On the tiny world the year experiment trains on one year (2019) of 18
+    station cells: per depth it is within a few per cent of ERA5-Land either
+    way, so only its pooled figure is asserted (see issue notes).
+    """
     store, output = tiny_demo
     result = _record(store, "evaluate")["result"]
     report = store / result["evaluation report"].split(str(store) + "/", 1)[-1]
     assert report.name == "evaluation.md" and report.exists()
     metrics = pd.read_csv(report.parent / "metrics.csv")
-    pooled = metrics[(metrics["group_by"] == "all") & (metrics["reference"] == "matched") & (metrics["depth"] == ALL_DEPTHS)]
+    rows = metrics[(metrics["group_by"] == "all") & (metrics["reference"] == "matched")]
     for experiment in ("year", "station"):
-        rows = pooled[pooled["experiment"] == experiment].set_index("estimate")
-        assert rows.loc["smci", "ubrmse"] < rows.loc["era5land", "ubrmse"], (experiment, rows)
-    # the map against the synthetic truth, all land cells and predicted days
+        table = rows[rows["experiment"] == experiment].pivot(index="depth", columns="estimate", values="ubrmse")
+        assert len(table) == len(DEPTHS_CM) + 1, table  # every depth and the pooled row
+        assert table.loc[ALL_DEPTHS, "smci"] < table.loc[ALL_DEPTHS, "era5land"], table
+        if experiment == "station":
+            losing = table[~(table["smci"] < table["era5land"])]
+            assert losing.empty, f"{experiment}: ERA5-Land's ubRMSE is lower at\n{losing}"
+    # the map against the synthetic truth, all land cells and predicted days, every depth
     run = _record(store, "train")["result"]["model run"]
     scores = pd.read_csv(store / "reports" / run / "map_vs_truth.csv").pivot(index="depth_cm", columns="source", values="ubrmse")
-    assert scores["smci_1km"].mean() < scores["era5land"].mean()
-    assert "map beats ERA5-Land (ubRMSE), depths" in output
+    assert sorted(scores.index) == list(DEPTHS_CM)
+    losing = scores[~(scores["smci_1km"] < scores["era5land"])]
+    assert losing.empty, f"map vs truth: ERA5-Land's ubRMSE is lower at\n{losing}"
+    assert f"map beats ERA5-Land (ubRMSE), depths {len(DEPTHS_CM)}/{len(DEPTHS_CM)}" in output
 
 
 def test_a_second_demo_skips_every_stage(tiny_demo, tmp_path):
@@ -101,3 +113,42 @@ def test_run_rejects_an_unknown_stage(tmp_path):
     res = CliRunner().invoke(cli, ["run", "--store", str(tmp_path / "s"), "--only", "table,nope"])
     assert res.exit_code == 2, res.output
     assert "'nope': no such stage" in res.output
+
+
+@pytest.fixture(scope="module")
+def tiny_demo_s3(s3_server):
+    """`smci demo --region tiny` with every store (the world's files included) in a bucket of the S3 server."""
+    import s3fs
+
+    bucket = "smci-demo-s3"
+    s3fs.S3FileSystem(**s3_server.storage_options).mkdir(bucket)
+    env = {"SMCI__STORE__STORAGE_OPTIONS__ENDPOINT_URL": s3_server.endpoint_url}
+    url = f"s3://{bucket}/demo"
+    res = CliRunner().invoke(cli, ["demo", "--region", "tiny", "--store", url], env=env)
+    assert res.exit_code == 0, res.output
+    return url, res.output
+
+
+def test_demo_on_s3_runs_every_stage_and_writes_the_product_report_and_figures(tiny_demo_s3, s3_server):
+    import s3fs
+
+    url, output = tiny_demo_s3
+    fs = s3fs.S3FileSystem(**s3_server.storage_options, use_listings_cache=False)
+    root = url.removeprefix("s3://")
+    for stage in STAGE_NAMES:
+        assert f"[{STAGE_NAMES.index(stage) + 1}/{len(STAGE_NAMES)} {stage}] done" in output
+        assert fs.exists(f"{root}/pipeline/stages/{stage}.json"), stage
+    train = json.loads(fs.cat(f"{root}/pipeline/stages/train.json"))["result"]
+    run = train["model run"]
+    for depth in DEPTHS_CM:
+        assert f"model {depth} cm" in output
+        assert fs.exists(f"{root}/models/{run}/final/{depth}cm/card.json")
+    product = open_product(url, storage_options=s3_server.storage_options)
+    first, last = (
+        pd.Timestamp(d) for d in json.loads(fs.cat(f"{root}/pipeline/stages/predict.json"))["result"]["predicted days"].split("..")
+    )
+    assert pd.Timestamp(product.time.values[-1]) == last and (last - first).days + 1 == 90
+    assert fs.exists(f"{root}/reports/{run}/evaluation.md") and fs.exists(f"{root}/reports/{run}/map_vs_truth.csv")
+    assert fs.size(f"{root}/reports/{run}/smci_1km_{last:%Y%m%d}.png") > 0
+    # the same headline as on local disk: ERA5-Land beaten at every depth on the map
+    assert f"map beats ERA5-Land (ubRMSE), depths {len(DEPTHS_CM)}/{len(DEPTHS_CM)}" in output
