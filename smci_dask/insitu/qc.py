@@ -44,8 +44,14 @@ gap), as ``flagit`` does.
 Missing inputs. A check whose input is missing is not applied: no D01
 without in-situ soil temperature, no D03 / D05 without gridded series, no
 C03 without a saturation point; a missing value flags nothing at its hour.
-The pipeline passes ERA5-Land-derived series (``stl1``, ``tp`` at the
-station's cell) as the gridded ancillary data, which ISMN takes from GLDAS.
+The pipeline passes ERA5-Land series at the station's cell as the gridded
+ancillary data (ISMN takes them from GLDAS): the soil temperature of the
+layers ``stl1``..``stl4`` at their centre depths, which QC brings to each
+sensor's depth (linear between them), and ``tp``, both daily means/totals
+spread over the hours (``gridded_precipitation='daily'``); and only where
+the station lacks the in-situ series (``gridded='fallback'``). flagit's
+semantics (``gridded='always'``, hourly gridded series as given) are the
+default of :func:`apply_qc` and of ``smci qc``.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ from smci_dask.insitu.qc_frame import (
 __all__ = [
     "ALL_CHECKS",
     "ANCILLARY_COLUMNS",
+    "GriddedUse",
     "QC_FRAME_COLUMNS",
     "QcCode",
     "SmUnits",
@@ -95,6 +102,8 @@ __all__ = [
 
 QcCode = Literal["C01", "C02", "C03", "D01", "D02", "D03", "D04", "D05", "D06", "D07", "D08", "D09", "D10"]
 SmUnits = Literal["m3/m3", "percent"]
+#: How the gridded series (D03, D05) relate to the in-situ ones (D01, D04): see :func:`apply_qc`.
+GriddedUse = Literal["always", "fallback"]
 #: Every check, in ISMN order (the order of the codes in ``qc_flags``).
 ALL_CHECKS: Final[tuple[QcCode, ...]] = get_args(QcCode)
 
@@ -304,6 +313,32 @@ def _rain_gridded(p: np.ndarray, layout: Layout) -> np.ndarray:
     sums = qb.rolling(packed, RAIN_HOURS, 1).sum().to_numpy()
     out = np.full(p.size, np.nan)
     out[kept] = sums[pos]
+    return out
+
+
+def _rain_days(p: np.ndarray, layout: Layout, first_hour: np.ndarray) -> np.ndarray:
+    """Gridded precipitation of the UTC day of each hour and of the day before (mm), for daily-resolution series.
+
+    When only daily totals are known (each hour holding a share of its day's
+    total), the rain of the 24 h before hour t lies somewhere in t's day and
+    the day before: their sum is the least window of whole days that holds
+    those 24 h, so a rise is called "without rain" only when no rain fell in
+    either day. Sums over the hours of the series' grid present; NaN where
+    none of them holds a value. ``first_hour``: per series, the hour (since
+    1970, UTC) of its first grid element.
+    """
+    inside = np.flatnonzero(layout.inside())
+    seg = layout.series_of(inside)
+    hour = first_hour[seg] + (inside - layout.starts[seg])
+    day_start = (hour // 24) * 24
+    lo = np.maximum(inside - (hour - (day_start - 24)), layout.starts[seg])
+    hi = np.minimum(inside + (day_start + 23 - hour), layout.stops[seg] - 1)
+    ok = np.isfinite(p)
+    total = np.r_[0.0, np.cumsum(np.where(ok, p, 0.0))]
+    count = np.r_[0, np.cumsum(ok)]
+    out = np.full(p.size, np.nan)
+    n = count[hi + 1] - count[lo]
+    out[inside] = np.where(n > 0, total[hi + 1] - total[lo], np.nan)
     return out
 
 
@@ -584,6 +619,8 @@ def apply_qc(
     d10_outside_runs: bool = False,
     batch_elements: int = BATCH_ELEMENTS,
     bad_flags: Iterable[QcCode] | None = None,
+    gridded: GriddedUse = "always",
+    gridded_precipitation: Literal["hourly", "daily"] = "hourly",
 ) -> pd.DataFrame:
     """Flag hourly soil moisture with the ISMN checks, every sensor series at once.
 
@@ -624,8 +661,14 @@ def apply_qc(
     ancillary : pandas.DataFrame, optional
         Gridded series at the stations (:data:`ANCILLARY_COLUMNS`: ``station_id``,
         ``time``, ``grid_soil_temperature`` deg C, ``grid_precipitation`` mm
-        per hour), e.g. ERA5-Land ``stl1`` and ``tp`` at the station's cell:
-        D03 and D05 use them; without them those checks are not applied.
+        per hour), e.g. ERA5-Land at the station's cell: D03 and D05 use
+        them; without them those checks are not applied. With a column
+        ``depth_m`` the rows give the gridded soil temperature at several
+        depths (m, e.g. ERA5-Land's layer centres 0.035, 0.175, 0.64,
+        1.945): each sensor takes it at its depth centre, linear between the
+        depths around it (the shallowest / deepest beyond them), as D01 takes
+        the in-situ sensor nearest its depth; ``grid_precipitation`` is then
+        the station's (the mean of the values given at the hour).
         Where a wide frame has its own ``grid_*`` values, those come first.
     checks : iterable of str
         Codes to apply (default: all of :data:`ALL_CHECKS`). D09 always uses
@@ -641,6 +684,21 @@ def apply_qc(
     bad_flags : iterable of str, optional
         The codes that make a reading bad (``qc_good`` False); default every
         applied check. The others are still computed and reported.
+    gridded : {'always', 'fallback'}
+        'always' (flagit, ISMN): D03 and D05 run wherever the gridded series
+        exist, beside D01 and D04. 'fallback': the gridded series stand in
+        for missing in-situ ones only: D03 at the hours without an in-situ
+        soil temperature for the sensor (where D01 cannot run), D05 at the
+        hours whose 24 h in-situ precipitation window holds no value (where
+        D04 cannot run). The pipeline uses 'fallback' (a model's frozen soil
+        or rain never overrules the station's own thermometer or gauge).
+    gridded_precipitation : {'hourly', 'daily'}
+        Time resolution of ``grid_precipitation``. 'hourly' (flagit): D05
+        sums the last 24 gridded values. 'daily': the values are shares of
+        daily totals (UTC days) and the hour it rained is unknown, so D05
+        sums the day of the reading and the day before (the least whole days
+        that hold the 24 h before it): D05 at daily resolution, which never
+        calls a rise "without rain" when rain fell within 24 h.
 
     Returns
     -------
@@ -659,6 +717,10 @@ def apply_qc(
     unknown = sorted((wanted | bad) - set(ALL_CHECKS))
     if unknown:
         raise ValueError(f"unknown QC checks {unknown}; choose from {ALL_CHECKS}")
+    if gridded not in get_args(GriddedUse):
+        raise ValueError(f"gridded must be one of {get_args(GriddedUse)}, got {gridded!r}")
+    if gridded_precipitation not in ("hourly", "daily"):
+        raise ValueError(f"gridded_precipitation must be 'hourly' or 'daily', got {gridded_precipitation!r}")
     codes = tuple(c for c in ALL_CHECKS if c in wanted)
     prep = prepare(obs, ancillary, ts_depth_tolerance_m)
     n_rows = len(prep.out)
@@ -672,7 +734,9 @@ def apply_qc(
         for batch in _batches(prep.last - prep.first + 1, batch_elements):
             rows = order[row_bounds[batch[0]] : row_bounds[batch[-1] + 1]]
             depth_b = np.full(batch.size, np.nan) if depth is None else depth[batch]
-            found, values = _check_batch(prep, batch, rows, codes, sat[batch], depth_b, d10_outside_runs)
+            found, values = _check_batch(
+                prep, batch, rows, codes, sat[batch], depth_b, d10_outside_runs, gridded == "fallback", gridded_precipitation == "daily"
+            )
             for code, value in found.items():
                 flags[code][rows] = value
             for column, value in values.items():
@@ -699,8 +763,14 @@ def _check_batch(
     sat: np.ndarray,
     depth: np.ndarray,
     d10_outside_runs: bool,
+    fallback: bool = False,
+    daily_rain: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(flags, ancillary values) of the rows ``rows`` (all rows of the series ``batch``), from one hourly grid of those series."""
+    """(flags, ancillary values) of the rows ``rows`` (all rows of the series ``batch``), from one hourly grid of those series.
+
+    ``fallback``: the gridded series count only where the in-situ one is missing (see :func:`apply_qc`, ``gridded``);
+    ``daily_rain``: the gridded precipitation has daily resolution (``gridded_precipitation='daily'``).
+    """
     first = prep.first[batch]
     layout = Layout.from_lengths(prep.last[batch] - first + 1)
     local = np.empty(len(prep.series), dtype=np.int64)
@@ -722,6 +792,9 @@ def _check_batch(
         for column, found in prep.values_many(present, inside_series, inside_hour).items():
             grids[column] = np.full(layout.size, np.nan)
             grids[column][inside] = found
+    if fallback and "grid_soil_temperature" in grids and "soil_temperature" in grids:
+        # D03 only where D01 has no in-situ soil temperature
+        grids["grid_soil_temperature"] = np.where(np.isnan(grids["soil_temperature"]), grids["grid_soil_temperature"], np.nan)
     values = {column: g[pos] for column, g in grids.items()}
 
     def at_rows(flat: np.ndarray) -> np.ndarray:
@@ -745,7 +818,13 @@ def _check_batch(
         found["D04"] = np.zeros(rows.size, bool) if p is None else at_rows(_rise_without_rain(x, _rain_in_situ(p), threshold))
     if "D05" in codes:
         p = grids.get("grid_precipitation")
-        found["D05"] = np.zeros(rows.size, bool) if p is None else at_rows(_rise_without_rain(x, _rain_gridded(p, layout), threshold))
+        if p is None:
+            found["D05"] = np.zeros(rows.size, bool)
+        else:
+            rain = _rain_days(p, layout, first) if daily_rain else _rain_gridded(p, layout)
+            if fallback and "precipitation" in grids:  # D05 only where D04 has no in-situ precipitation in its 24 h window
+                rain = np.where(np.isnan(_rain_in_situ(grids["precipitation"])), rain, np.nan)
+            found["D05"] = at_rows(_rise_without_rain(x, rain, threshold))
     if {"D06", "D07", "D08", "D09", "D10"} & set(codes):
         d1, d2 = qb.derivatives(x, layout)
         if "D06" in codes:

@@ -36,8 +36,11 @@ QC_FRAME_COLUMNS: Final = (
     "grid_soil_temperature",
     "grid_precipitation",
 )
-#: Columns of the gridded ancillary frame (e.g. ERA5-Land at the station's cell), one row per station and hour.
+#: Columns of the gridded ancillary frame (e.g. ERA5-Land at the station's cell), one row per station and hour
+#: (and per depth of the gridded soil temperature where the optional column ``depth_m`` is given, see :func:`prepare`).
 ANCILLARY_COLUMNS: Final = ("station_id", "time", "grid_soil_temperature", "grid_precipitation")
+#: Optional column of the gridded ancillary frame: depth (m) of the row's gridded soil temperature, e.g. a layer centre.
+ANCILLARY_DEPTH: Final = "depth_m"
 #: The ancillary columns a QC frame may carry, in situ then gridded (deg C, deg C, mm, deg C, mm).
 ANCILLARY_VALUES: Final = ("soil_temperature", "air_temperature", "precipitation", "grid_soil_temperature", "grid_precipitation")
 #: Keys of one soil-moisture series (those present are used).
@@ -343,7 +346,75 @@ def _add_gridded(prep: Prepared, ancillary: pd.DataFrame) -> None:
     known = station >= 0  # stations without soil moisture are ignored
     hours = hours_of(ancillary["time"], what)[known]
     values = {c: ancillary[c].to_numpy(dtype=np.float64)[known] for c in columns}
-    prep.add("station", Dense.build(station[known], hours, values, len(prep.stations)))
+    if ANCILLARY_DEPTH in ancillary.columns and "grid_soil_temperature" in values:
+        depth = ancillary[ANCILLARY_DEPTH].to_numpy(dtype=np.float64)[known]
+        if np.isnan(depth).all():
+            raise InputError(f"{what}: column {ANCILLARY_DEPTH!r} holds no depth; give the depth (m) of each gridded soil temperature")
+        _add_gridded_at_depth(prep, station[known], hours, depth, values.pop("grid_soil_temperature"))
+    if values:
+        prep.add("station", Dense.build(station[known], hours, values, len(prep.stations)))
+
+
+def sensor_depth_centres(series: pd.DataFrame) -> FloatArray:
+    """Depth centre (m) of each soil-moisture series; NaN where its depth is not known."""
+    if "depth_from_m" not in series.columns:
+        return np.full(len(series), np.nan)
+    top = series["depth_from_m"].to_numpy(dtype=np.float64)
+    bottom = series["depth_to_m"].to_numpy(dtype=np.float64) if "depth_to_m" in series.columns else top
+    return (top + np.where(np.isnan(bottom), top, bottom)) / 2
+
+
+def _add_gridded_at_depth(prep: Prepared, station: IntArray, hours: IntArray, depth: FloatArray, temperature: FloatArray) -> None:
+    """Gridded soil temperature at each sensor's depth, linear in depth between the gridded depths around it.
+
+    A sensor above the shallowest gridded depth (or of unknown depth) takes
+    the shallowest, one below the deepest takes the deepest. Stands for the
+    soil temperature at the sensor as D01's in-situ one does (ISMN: the GLDAS
+    layer of the sensor), not the surface layer's for every depth.
+    """
+    ok = np.isfinite(depth)
+    levels = np.unique(depth[ok])
+    tables = []
+    for z in levels:
+        at = ok & (depth == z)
+        tables.append(Dense.build(station[at], hours[at], {"t": temperature[at]}, len(prep.stations)))
+    n_series = len(prep.series)
+    sst = prep.series_station
+    has = sst >= 0
+    # each series spans its station's gridded hours (the union over depths)
+    first = np.full(n_series, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_series, np.iinfo(np.int64).min, dtype=np.int64)
+    for table in tables:
+        e = np.maximum(sst, 0)
+        present = has & (table.length[e] > 0)
+        first = np.where(present, np.minimum(first, table.first[e]), first)
+        last = np.where(present, np.maximum(last, table.first[e] + table.length[e] - 1), last)
+    length = np.where(last >= first, last - first + 1, 0)
+    if not length.any():
+        return
+    series = np.repeat(np.arange(n_series, dtype=np.int64), length)
+    hour = np.repeat(first, length) + np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+    mid = sensor_depth_centres(prep.series)
+    mid = np.where(np.isnan(mid), levels[0], mid)
+    if levels.size > 1:
+        below = np.clip(np.searchsorted(levels, mid, side="left"), 1, levels.size - 1)
+    else:
+        below = np.zeros(n_series, np.int64)
+    above = np.maximum(below - 1, 0)
+    span = levels[below] - levels[above]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(span > 0, np.clip((mid - levels[above]) / np.where(span > 0, span, 1.0), 0.0, 1.0), 0.0)
+    st_rows, w = sst[series], weight[series]
+    upper = np.full(series.size, np.nan)
+    lower = np.full(series.size, np.nan)
+    for k, table in enumerate(tables):
+        sel = np.flatnonzero(above[series] == k)
+        upper[sel] = table.lookup("t", st_rows[sel], hour[sel])
+        sel = np.flatnonzero(below[series] == k)
+        lower[sel] = table.lookup("t", st_rows[sel], hour[sel])
+    # a weight of 0 or 1 needs one depth only (its neighbour may be missing)
+    value = np.where(w == 0, upper, np.where(w == 1, lower, (1 - w) * upper + w * lower))
+    prep.add("series", Dense.build(series, hour, {"grid_soil_temperature": value}, n_series, unique=True))
 
 
 def prepare(obs: pd.DataFrame, ancillary: pd.DataFrame | None, ts_depth_tolerance_m: float) -> Prepared:

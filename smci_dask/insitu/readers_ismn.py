@@ -53,12 +53,12 @@ import pandas as pd
 
 from smci_dask.errors import InputError, StoreError
 from smci_dask.insitu.readers import (
+    OBSERVATION_COLUMNS,
     SM,
     STATIC_COLUMNS,
     STATION_COLUMNS,
     SmUnit,
     StationData,
-    drop_duplicate_times,
     empty_frame,
     few_names,
     finish_observations,
@@ -279,17 +279,25 @@ def _parse_ceop(source: str, text: str, first_no: int) -> tuple[pd.DataFrame, li
 
 
 def _parse_values(source: str, body: str, names: list[str], line_offset: int) -> tuple[pd.DataFrame, list[str]]:
-    """Parse whitespace-separated value lines in one go; line numbers in errors count from ``line_offset``."""
+    """Parse whitespace-separated value lines in one go; line numbers in errors count from ``line_offset``.
+
+    Every column is read as text and factorised at once: dates, clock times,
+    values and flags are converted and checked once per distinct text (a
+    file repeats its dates 24 times, its flags on every line), and the flags
+    (and CEOP's station columns) come back categorical, so no Python string
+    per record outlives the file.
+    """
     if not body.strip():
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), [f"ISMN file {source}: no value lines"]
     try:
         # no names: the field count comes from the first line, so a longer line anywhere is an error, never an index
-        df = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, dtype=str, na_filter=False, skip_blank_lines=True, engine="c")
+        df = pd.read_csv(io.StringIO(body), sep=r"\s+", header=None, dtype=object, na_filter=False, skip_blank_lines=True, engine="c")
     except pd.errors.ParserError as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         where = f" line {line_offset + int(m.group(2))}" if m else ""
         saw = f" ({m.group(3)} fields where the first value line has {m.group(1)})" if m else ""
         raise InputError(f"ISMN file {source}{where}: a value line does not parse{saw}; {_EXPECTED}; fix or remove the line") from None
+    n = len(df)
     if df.shape[1] > len(names):
         extra = (df.iloc[:, len(names) :] != "").any(axis=1).to_numpy()
         i = int(np.flatnonzero(extra)[0])
@@ -297,50 +305,74 @@ def _parse_values(source: str, body: str, names: list[str], line_offset: int) ->
             f"ISMN file {source} line {_line_of_row(body, i, line_offset)}: a value line does not parse "
             f"({int((df.iloc[i] != '').sum())} fields, expected at most {len(names)}); {_EXPECTED}; fix or remove the line"
         )
-    for k in range(df.shape[1], len(names)):  # e.g. no file has a provider flag
-        df[k] = ""
-    df.columns = names
+    # column -> (codes per row, distinct texts); a column no line has (e.g. the provider flag) is all ""
+    cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for k, c in enumerate(names):
+        if k < df.shape[1]:
+            codes, uniques = pd.factorize(df[k].to_numpy(dtype=object))
+            cols[c] = (codes, np.asarray(uniques, dtype=object))
+        else:
+            cols[c] = (np.zeros(n, dtype=np.intp), np.array([""], dtype=object))
+    del df
+
+    def first_row(bad_text: np.ndarray, c: str) -> int | None:
+        """First row whose text in column ``c`` is flagged in ``bad_text`` (one flag per distinct text)."""
+        if not bad_text.any():
+            return None
+        return int(np.flatnonzero(bad_text[cols[c][0]])[0])
+
+    def text(c: str, i: int) -> str:
+        codes, uniques = cols[c]
+        return str(uniques[codes[i]])
+
     n_min = 3 if len(names) == len(_HV_COLUMNS) else 13  # the provider flag (and for CEOP the ISMN flag) may be missing
-    short = (df[names[n_min - 1]] == "").to_numpy()
-    if short.any():
-        i = int(np.flatnonzero(short)[0])
+    need = names[n_min - 1]
+    i = first_row(cols[need][1] == "", need)
+    if i is not None:
         raise InputError(
             f"ISMN file {source} line {_line_of_row(body, i, line_offset)}: too few fields; {_EXPECTED}; fix or remove the line"
         )
-    stamp = df["date"] + " " + df["clock"]
-    time = pd.to_datetime(stamp, format="%Y/%m/%d %H:%M", errors="coerce")
-    bad = time.isna().to_numpy()
+    (d_codes, d_text), (c_codes, c_text) = cols["date"], cols["clock"]
+    day = pd.to_datetime(pd.Series(d_text, dtype=object), format="%Y/%m/%d", errors="coerce").to_numpy(dtype="datetime64[ns]")
+    clock = pd.to_datetime("2000/01/01 " + pd.Series(c_text, dtype=object), format="%Y/%m/%d %H:%M", errors="coerce")
+    since_midnight = (clock - pd.Timestamp("2000-01-01")).to_numpy(dtype="timedelta64[ns]")
+    bad = np.isnat(day)[d_codes] | np.isnat(since_midnight)[c_codes]
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(
-            f"ISMN file {source} line {_line_of_row(body, i, line_offset)}: timestamp {stamp.iloc[i]!r} is not a date "
-            "(expected 'YYYY/MM/DD HH:MM'); fix or remove the line"
+            f"ISMN file {source} line {_line_of_row(body, i, line_offset)}: timestamp {text('date', i) + ' ' + text('clock', i)!r} "
+            "is not a date (expected 'YYYY/MM/DD HH:MM'); fix or remove the line"
         )
-    value = pd.to_numeric(df["value"], errors="coerce")
-    bad = (value.isna() & ~df["value"].str.lower().isin(["nan", "na", "-nan"])).to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    v_codes, v_text = cols["value"]
+    number = pd.to_numeric(pd.Series(v_text, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    i = first_row(np.isnan(number) & ~np.isin(np.char.lower(v_text.astype(str)), ["nan", "na", "-nan"]), "value")
+    if i is not None:
         raise InputError(
-            f"ISMN file {source} line {_line_of_row(body, i, line_offset)}: value {df['value'].iloc[i]!r} is not a number; "
+            f"ISMN file {source} line {_line_of_row(body, i, line_offset)}: value {text('value', i)!r} is not a number; "
             "fix or remove the line"
         )
     out = pd.DataFrame(
         {
-            "time": time.to_numpy(dtype="datetime64[ns]"),
-            "value": value.to_numpy(dtype=np.float64),
-            "qflag": df["qflag"].to_numpy(dtype=object),
-            "provider_flag": df["provider_flag"].to_numpy(dtype=object),
-        }
+            "time": day[d_codes] + since_midnight[c_codes],
+            "value": number[v_codes],
+            **{c: _categorical(*cols[c]) for c in ("qflag", "provider_flag")},
+        },
+        copy=False,
     )
     if len(names) == len(_CEOP_COLUMNS):
         for c in _CEOP_COLUMNS[4:12]:
-            out[c] = df[c].to_numpy(dtype=object)
+            out[c] = _categorical(*cols[c])
     issues = []
     missing = ~np.isfinite(out["value"].to_numpy())
     if missing.any():
         issues.append(f"ISMN file {source}: {int(missing.sum())} NaN values dropped")
         out = out.loc[~missing].reset_index(drop=True)
     return out, issues
+
+
+def _categorical(codes: np.ndarray, texts: np.ndarray) -> pd.Categorical:
+    """A categorical column from factorised text (``codes`` index ``texts``, which are distinct)."""
+    return pd.Categorical.from_codes(codes, categories=pd.Index(texts.astype(str), dtype=str))
 
 
 def _line_of_row(body: str, row: int, line_offset: int) -> int:
@@ -649,17 +681,18 @@ def read_ismn(
 
 
 def _assemble(files: list[tuple[str, _DataFile]], issues: list[str], sm_unit: SmUnit) -> StationData:
-    frames: list[pd.DataFrame] = []
-    sources: list[np.ndarray] = []
+    """Station, sensor and observation tables of the parsed files (their records are released on the way)."""
     sensors: list[dict[str, Any]] = []
     stations: dict[str, dict[str, Any]] = {}
     for shown, f in files:
         sid = station_id(f.network, f.station)
         issues.extend(f.issues)
-        rec = f.records
-        values = rec["value"].to_numpy(dtype=np.float64)
-        if f.variable == SM and len(values):
-            values, unit_issues = to_m3m3(values, np.full(len(values), sid, dtype=object), unit=sm_unit, source=f"ISMN file {shown}")
+        n = len(f.records)
+        if f.variable == SM and n:
+            values, unit_issues = to_m3m3(
+                f.records["value"].to_numpy(dtype=np.float64), np.full(n, sid, dtype=object), unit=sm_unit, source=f"ISMN file {shown}"
+            )
+            f.records = f.records.assign(value=values)
             issues.extend(unit_issues)
         st = stations.get(sid)
         if st is None:
@@ -676,26 +709,6 @@ def _assemble(files: list[tuple[str, _DataFile]], issues: list[str], sm_unit: Sm
                 f"ISMN file {shown}: station {sid} at {f.lat:.5f}, {f.lon:.5f} but {st['lat']:.5f}, {st['lon']:.5f} in "
                 "an earlier file; kept the first coordinates"
             )
-        n = len(rec)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "station_id": sid,
-                    "network": f.network,
-                    "station": f.station,
-                    "time": rec["time"].to_numpy(),
-                    "variable": f.variable,
-                    "depth_from_m": f.depth_from_m,
-                    "depth_to_m": f.depth_to_m,
-                    "sensor": f.sensor,
-                    "value": values,
-                    "qflag": rec["qflag"].to_numpy(dtype=object),
-                    "provider_flag": rec["provider_flag"].to_numpy(dtype=object),
-                },
-                index=pd.RangeIndex(n),
-            )
-        )
-        sources.append(np.full(n, shown, dtype=object))
         sensors.append(
             {
                 "station_id": sid,
@@ -710,18 +723,121 @@ def _assemble(files: list[tuple[str, _DataFile]], issues: list[str], sm_unit: Sm
                 "n_values": n,
             }
         )
-    frames = [fr for fr in frames if len(fr)]
-    if frames:
-        obs = pd.concat(frames, ignore_index=True)
-        obs, dup = drop_duplicate_times(obs, source=np.concatenate([s for s in sources if len(s)]))
-        issues.extend(dup)
-    else:
-        obs = pd.DataFrame()
+    obs, dup = _observations(files)
+    issues.extend(dup)
     station_table = pd.DataFrame(list(stations.values())) if stations else empty_frame(STATION_COLUMNS)
     if len(station_table):
         station_table = station_table.sort_values("station_id", kind="stable").reset_index(drop=True)
     sensor_table = finish_sensors(pd.DataFrame(sensors)) if sensors else finish_sensors(pd.DataFrame())
-    return StationData(finish_observations(obs), station_table, sensor_table, issues=issues)
+    return StationData(obs, station_table, sensor_table, issues=issues)
+
+
+def _code_dtype(n: int) -> type[np.signedinteger[Any]]:
+    """The smallest signed integer type for category codes -1 .. n-1."""
+    return np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32
+
+
+def _observations(files: list[tuple[str, _DataFile]]) -> tuple[pd.DataFrame, list[str]]:
+    """The observation table of the files (as :func:`~smci_dask.insitu.readers.finish_observations` leaves it) and the duplicate issues.
+
+    Built column by column without a per-record Python object: times and
+    values are copied once into arrays of the final length (each file's
+    records are released as soon as they are copied); the per-file columns
+    (station, variable, depths, sensor) are a file number per record turned
+    into categorical codes; the flags' per-file categories are merged into
+    one set. Records are sorted by series and time (stable, so the first
+    record in reading order wins a duplicate time) unless the files already
+    come in that order, which the ISMN folder layout usually gives.
+    """
+    lengths = np.array([len(f.records) for _, f in files], dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return finish_observations(pd.DataFrame()), []
+    keys = [(station_id(f.network, f.station), f.variable, f.depth_from_m, f.depth_to_m, f.sensor) for _, f in files]
+    rank = {k: i for i, k in enumerate(sorted(set(keys)))}
+    series_of_file = np.array([rank[k] for k in keys], dtype=np.int32)
+    flag_cats: dict[str, dict[str, int]] = {}
+    for c in ("qflag", "provider_flag"):
+        texts = {str(x) for (_, f), n in zip(files, lengths, strict=True) if n for x in f.records[c].array.categories}
+        flag_cats[c] = {t: i for i, t in enumerate(sorted(texts))}
+    time = np.empty(total, dtype="datetime64[ns]")
+    value = np.empty(total, dtype=np.float64)
+    flags = {c: np.empty(total, dtype=_code_dtype(len(cats))) for c, cats in flag_cats.items()}
+    fid = np.empty(total, dtype=_code_dtype(len(files)))
+    in_order, last_series, pos = True, -1, 0
+    for k, ((_, f), n) in enumerate(zip(files, lengths, strict=True)):
+        if not n:
+            continue
+        rec, f.records = f.records, f.records.iloc[:0].copy()  # a slice would keep the records alive
+        t = rec["time"].to_numpy(dtype="datetime64[ns]")
+        time[pos : pos + n] = t
+        value[pos : pos + n] = rec["value"].to_numpy(dtype=np.float64)
+        for c, cats in flag_cats.items():
+            col = rec[c].array
+            recode = np.array([cats[str(x)] for x in col.categories], dtype=flags[c].dtype)
+            flags[c][pos : pos + n] = recode[col.codes]
+        fid[pos : pos + n] = k
+        in_order = in_order and series_of_file[k] > last_series and bool((t[1:] > t[:-1]).all())
+        last_series = series_of_file[k]
+        pos += n
+        del rec, t
+    issues: list[str] = []
+    if not in_order:
+        series = series_of_file[fid]
+        order = np.lexsort((time.view(np.int64), series))  # stable: reading order among equal keys
+        series, fid, time, value = series[order], fid[order], time[order], value[order]
+        flags = {c: v[order] for c, v in flags.items()}
+        del order
+        dup = np.zeros(total, dtype=bool)
+        dup[1:] = (series[1:] == series[:-1]) & (time[1:] == time[:-1])
+        del series
+        if dup.any():
+            issues = _duplicate_issues(files, keys, fid[dup], time[dup])
+            keep = ~dup
+            fid, time, value = fid[keep], time[keep], value[keep]
+            flags = {c: v[keep] for c, v in flags.items()}
+    used = np.bincount(fid, minlength=len(files)) > 0
+
+    def per_file(texts: Sequence[str]) -> pd.Categorical:
+        cats = sorted({t for t, u in zip(texts, used, strict=True) if u})
+        index = {t: i for i, t in enumerate(cats)}
+        code_of_file = np.array([index.get(t, -1) for t in texts], dtype=_code_dtype(len(cats)))
+        return pd.Categorical.from_codes(code_of_file[fid], categories=pd.Index(cats, dtype=str))
+
+    def flag(c: str) -> pd.Categorical:
+        cats = pd.Index(list(flag_cats[c]), dtype=str)
+        return pd.Categorical.from_codes(flags.pop(c), categories=cats).remove_unused_categories()
+
+    columns = {
+        "station_id": per_file([k[0] for k in keys]),
+        "network": per_file([f.network for _, f in files]),
+        "station": per_file([f.station for _, f in files]),
+        "time": time,
+        "variable": per_file([k[1] for k in keys]),
+        "depth_from_m": np.array([k[2] for k in keys], dtype=np.float64)[fid],
+        "depth_to_m": np.array([k[3] for k in keys], dtype=np.float64)[fid],
+        "sensor": per_file([k[4] for k in keys]),
+        "value": value,
+        "qflag": flag("qflag"),
+        "provider_flag": flag("provider_flag"),
+    }
+    return pd.DataFrame(columns, columns=list(OBSERVATION_COLUMNS), copy=False), issues
+
+
+def _duplicate_issues(files: list[tuple[str, _DataFile]], keys: list[tuple[Any, ...]], fid: np.ndarray, time: np.ndarray) -> list[str]:
+    """One line per file with duplicate timestamps (a later record of a series at a time already read)."""
+    per = pd.DataFrame({"fid": fid, "time": time}).groupby("fid", sort=True)["time"].agg(["size", "min"])
+    lines = []
+    for k, (n, first) in zip(per.index, per.itertuples(index=False), strict=True):
+        sid, var, a, b, sensor = keys[k]
+        lines.append(
+            (
+                (*keys[k], files[k][0]),
+                f"{files[k][0]}: station {sid} {var} {a:g}-{b:g} m {sensor}: {n} duplicate timestamps "
+                f"(first {pd.Timestamp(first):%Y-%m-%d %H:%M}); kept the first record of each",
+            )
+        )
+    return [line for _, line in sorted(lines)]
 
 
 def _attach_statics(data: StationData, tables: list[pd.DataFrame], prefixes: list[str]) -> None:

@@ -5,16 +5,20 @@
     (:func:`process_station`): quality control hook (adds ``qc_good``,
     ``qc_flags``) -> :func:`~smci_dask.insitu.daily.daily_means` ->
     :func:`~smci_dask.insitu.daily.fill_gaps` -> the station's QC report
-    rows; then, once every station is done,
+    rows. Each station's checked hourly rows are written to
+    ``insitu/observations`` (Parquet, hourly, every variable, partitioned by
+    ``variable``, one file per station and variable, with the QC columns
+    when QC ran) as soon as its task is back, whole (a few stations are in
+    flight at a time, so memory does not grow with the number of stations);
+    then, once every station is done,
     :func:`~smci_dask.insitu.daily.to_cells` (stations sharing a 1 km cell
-    averaged) and the writes: ``insitu/observations`` (Parquet, hourly,
-    every variable, partitioned by ``variable``, with the QC columns when QC
-    ran), ``insitu/stations.parquet`` (one row per station with its fine
-    cell), ``insitu/daily`` (Parquet, partitioned by ``depth_cm``, raw
-    targets ``sm_raw``), ``insitu/qc_report.csv`` and ``insitu/qc_report.png``
-    (readings raised per QC code and kept, per sensor and product layer).
-    Nothing is written before every station has finished, so no store ever
-    holds part of a station.
+    averaged) and the other writes: ``insitu/stations.parquet`` (one row per
+    station with its fine cell), ``insitu/daily`` (Parquet, partitioned by
+    ``depth_cm``, raw targets ``sm_raw``), ``insitu/qc_report.csv`` and
+    ``insitu/qc_report.png`` (readings raised per QC code and kept, per
+    sensor and product layer). No store ever holds part of a station; a run
+    that fails part-way leaves ``insitu/observations`` incomplete and the
+    stage not done (the next run replaces it).
 :func:`match_targets`
     ``insitu/daily`` + the ERA5-Land daily cube -> matching statistics over
     every day both have (the final model's targets) -> ``sm_matched`` added
@@ -45,6 +49,8 @@ from typing import Any, Final, Literal
 import dask
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dask.callbacks import Callback
 
 from smci_dask import conventions as cv
@@ -377,40 +383,144 @@ def _active_client() -> Any:
         return None
 
 
+#: Station tasks in flight per worker thread: enough to keep the workers busy, few enough to bound memory.
+_IN_FLIGHT_PER_THREAD: Final = 2
+
+
 def _run_stations(
     parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]],
     qc: QcHook | None,
     rules: DailyRules,
     scheduler: str | None,
     say: Progress,
-) -> tuple[list[StationResult], str]:
-    """One Dask task per station: on the active client (data scattered), else the local scheduler ``scheduler``."""
+    consume: Callable[[int, StationResult], None],
+) -> str:
+    """One Dask task per station: on the active client, else the local scheduler ``scheduler``; ``consume(i, result)`` per station.
+
+    Only a few stations are in flight at a time (:data:`_IN_FLIGHT_PER_THREAD`
+    per worker thread): a station's frame goes to the cluster when its task is
+    submitted and its result is handed to ``consume`` and dropped as soon as it
+    is back, so neither the workers nor this process ever hold every
+    station's hourly rows twice. Returns where the tasks ran.
+    """
     client = _active_client() if scheduler is None else None
     if client is not None:
         where = f"Dask client {client.scheduler.address}"
         say(f"quality control and daily values of {len(parts)} stations as Dask tasks on the {where}")
         from distributed import as_completed
 
-        data = client.scatter([p[0] for p in parts])
-        futures = [
-            client.submit(process_station, d, st, qc, rules, anc, key=f"station-{i}-{id(parts):x}", pure=False)
-            for i, (d, (_, st, anc)) in enumerate(zip(data, parts, strict=True))
-        ]
-        step = max(len(futures) // 10, 1)
-        for done, _ in enumerate(as_completed(futures), start=1):
-            if done % step == 0 or done == len(futures):
-                say(f"stations done: {done} of {len(futures)}")
-        results = client.gather(futures)
-        return list(results), where
+        threads = max(sum(client.nthreads().values()), 1)
+        window = max(_IN_FLIGHT_PER_THREAD * threads, 2)
+        tag = f"{id(parts):x}"
+
+        def submit(i: int) -> Any:
+            hourly, st, anc = parts[i]
+            [data] = client.scatter([hourly])
+            return client.submit(process_station, data, st, qc, rules, anc, key=f"station-{i}-{tag}", pure=False)
+
+        index = {}
+        queue = as_completed()
+        for i in range(min(window, len(parts))):
+            fut = submit(i)
+            index[fut.key] = i
+            queue.add(fut)
+        nxt, step = len(index), max(len(parts) // 10, 1)
+        for done, fut in enumerate(queue, start=1):
+            i = index.pop(fut.key)
+            result = fut.result()
+            fut.release()
+            del fut
+            if nxt < len(parts):
+                new = submit(nxt)
+                index[new.key] = nxt
+                queue.add(new)
+                nxt += 1
+            consume(i, result)
+            del result
+            if done % step == 0 or done == len(parts):
+                say(f"stations done: {done} of {len(parts)}")
+        return where
     where = f"local Dask scheduler ({scheduler or dask.config.get('scheduler', None) or 'threads'})"
     say(f"quality control and daily values of {len(parts)} stations as Dask tasks on the {where}")
-    tasks = [
-        dask.delayed(process_station, pure=False)(h, st, qc, rules, anc, dask_key_name=f"station-{i}")
-        for i, (h, st, anc) in enumerate(parts)
-    ]
-    with _CountTasks(len(tasks), say):
-        results = dask.compute(*tasks, scheduler=scheduler)
-    return list(results), where
+    batch = max(_IN_FLIGHT_PER_THREAD * (os.cpu_count() or 1), 2)
+    with _CountTasks(len(parts), say):
+        for start in range(0, len(parts), batch):
+            tasks = [
+                dask.delayed(process_station, pure=False)(h, st, qc, rules, anc, dask_key_name=f"station-{i}")
+                for i, (h, st, anc) in enumerate(parts[start : start + batch], start=start)
+            ]
+            for i, result in enumerate(dask.compute(*tasks, scheduler=scheduler), start=start):
+                consume(i, result)
+    return where
+
+
+class _ObservationParts:
+    """``insitu/observations`` written one station at a time: ``variable=<v>/station-<i>.parquet``.
+
+    The dataset is the one ``write_parquet(..., partition_cols=["variable"])``
+    would write from all stations at once (hive partitions, pandas metadata in
+    every file), without ever holding all stations. Categorical columns are
+    stored as dictionaries with int32 indices whatever their size in a
+    station, and :meth:`close` gives every part the same schema (columns a
+    station lacks as nulls, a column all-null in one station typed as in the
+    others), as a dataset read needs.
+    """
+
+    def __init__(self, store: Store, relpath: str) -> None:
+        self.store, self.relpath = store, relpath
+        self.files: list[tuple[str, pa.Schema]] = []
+        store.rm(relpath)
+        store.makedirs(relpath)
+
+    def write(self, i: int, hourly: pd.DataFrame) -> None:
+        if hourly.empty:
+            return
+        for value, part in hourly.groupby("variable", observed=True, sort=True):
+            # the pandas metadata keeps 'variable' (its place and dtype), the file not: it is in the folder name
+            table = pa.Table.from_pandas(part, preserve_index=False).drop_columns(["variable"])
+            table = table.cast(_wide_dictionaries(table.schema))
+            relpath = f"{self.relpath}/variable={value}/station-{i:06d}.parquet"
+            self._put(relpath, table)
+            self.files.append((relpath, table.schema))
+
+    def _put(self, relpath: str, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.store.write_bytes(relpath, sink.getvalue().to_pybytes())
+
+    def close(self) -> None:
+        """Rewrite the (rare) parts whose schema differs from the union of all parts'."""
+        if not self.files:
+            return
+        schemas = [s.remove_metadata() for _, s in self.files]
+        try:
+            union = pa.unify_schemas(schemas, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InputError(f"{self.relpath}: the stations' hourly tables have incompatible columns ({exc}); check the QC hook") from None
+        for (relpath, schema), bare in zip(self.files, schemas, strict=True):
+            if bare.equals(union):
+                continue
+            table = pq.read_table(self.store.join(relpath), filesystem=self.store.fs)
+            columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type) for f in union]
+            self._put(relpath, pa.Table.from_arrays(columns, schema=union.with_metadata(schema.metadata)))
+
+
+def _wide_dictionaries(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every dictionary column's indices int32 (pandas picks int8 or int16 by a station's categories)."""
+    return pa.schema(
+        [
+            pa.field(f.name, pa.dictionary(pa.int32(), f.type.value_type), f.nullable) if pa.types.is_dictionary(f.type) else f
+            for f in schema
+        ],
+        metadata=schema.metadata,
+    )
+
+
+def _rows_of(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``frame.iloc[rows]``: a view when the rows are one run (a station's rows in sorted observations), a copy otherwise."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and bool((np.diff(rows) == 1).all()):
+        return frame.iloc[int(rows[0]) : int(rows[-1]) + 1]
+    return frame.iloc[rows]
 
 
 def _concat(frames: Sequence[pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
@@ -526,20 +636,34 @@ def ingest_stations(
     use_grid = cfg.insitu.gridded_ancillary and qc is not None and _takes(qc, "ancillary")
     gridded = era5_at_stations(store, grid, stations, say) if use_grid else None
     work = [
-        (hourly.iloc[rows], stations.loc[station_ids == str(sid)], None if gridded is None else gridded.get(str(sid)))
+        (_rows_of(hourly, rows), stations.loc[station_ids == str(sid)], None if gridded is None else gridded.get(str(sid)))
         for sid, rows in by_station.items()
     ]
-    results, where = _run_stations(work, qc, rules, scheduler, say)
-    checked = _concat([r.hourly for r in results], hourly)
-    if checked.index.is_monotonic_increasing is False and hourly.index.is_monotonic_increasing:
-        checked = checked.sort_index()
-    filled = _concat([r.daily for r in results], pd.DataFrame())
-    report_table = _concat([r.report for r in results], pd.DataFrame()).reset_index(drop=True)
+    del hourly, by_station
+    # each station's checked hourly rows go to insitu/observations as soon as they are back (the other tables are small)
+    say(f"writing {OBSERVATIONS_RELPATH} station by station")
+    writer = _ObservationParts(store, OBSERVATIONS_RELPATH)
+    daily_parts: dict[int, pd.DataFrame] = {}
+    report_parts: dict[int, pd.DataFrame] = {}
+    tally = {"rows": 0, "sm_rows": 0, "sensors": 0, "rows_used": 0, "daily_rows": 0, "days_short": 0, "days_filled": 0}
 
-    is_sm = (checked["variable"] == cv.SM).to_numpy()
-    sm_rows = checked.loc[is_sm]
-    keys = [k for k in SERIES_KEYS if k in sm_rows.columns]
-    sensors = int(sm_rows.groupby(keys, observed=True, dropna=False).ngroups) if len(sm_rows) else 0
+    def consume(i: int, r: StationResult) -> None:
+        writer.write(i, r.hourly)
+        sm_rows = r.hourly.loc[(r.hourly["variable"] == cv.SM).to_numpy()]
+        keys = [k for k in SERIES_KEYS if k in sm_rows.columns]
+        tally["rows"] += len(r.hourly)
+        tally["sm_rows"] += len(sm_rows)
+        tally["sensors"] += int(sm_rows.groupby(keys, observed=True, dropna=False).ngroups) if len(sm_rows) else 0
+        for k in ("rows_used", "daily_rows", "days_short", "days_filled"):
+            tally[k] += getattr(r, k)
+        daily_parts[i], report_parts[i] = r.daily, r.report
+
+    where = _run_stations(work, qc, rules, scheduler, say, consume)
+    del work
+    writer.close()
+    filled = _concat([daily_parts[i] for i in sorted(daily_parts)], pd.DataFrame())
+    report_table = _concat([report_parts[i] for i in sorted(report_parts)], pd.DataFrame()).reset_index(drop=True)
+    sensors = tally["sensors"]
 
     cells = to_cells(
         filled.reset_index(drop=True),
@@ -552,14 +676,12 @@ def ingest_stations(
     dropped = describe_dropped(cells)
     for line in dropped:
         say(line)
-    daily_rows = sum(r.daily_rows for r in results)
-    days_filled = sum(r.days_filled for r in results)
+    daily_rows, days_filled = tally["daily_rows"], tally["days_filled"]
     say(f"daily: {daily_rows} sensor-days, {days_filled} gap-filled, {len(cells)} cell-layer-days")
 
-    # every station is done: now the writes, each table whole
+    # every station is done: now the other writes, each table whole
     written = []
-    say(f"writing {OBSERVATIONS_RELPATH} ({len(checked)} rows), {STATIONS_RELPATH}, {DAILY_RELPATH}, {QC_REPORT_RELPATH}")
-    _write_replacing(checked, store, OBSERVATIONS_RELPATH, partition_cols=["variable"])
+    say(f"wrote {OBSERVATIONS_RELPATH} ({tally['rows']} rows); writing {STATIONS_RELPATH}, {DAILY_RELPATH}, {QC_REPORT_RELPATH}")
     _write_replacing(stations, store, STATIONS_RELPATH)
     _write_replacing(cells, store, DAILY_RELPATH, partition_cols=["depth_cm"])
     store.rm(MATCHING_STATS_RELPATH)  # statistics of earlier targets no longer hold
@@ -578,12 +700,12 @@ def ingest_stations(
         stations_outside=list(cells.attrs["stations_outside"]),
         sensors=sensors,
         sensors_without_layer=int(cells.attrs["sensors_without_layer"]),
-        hourly_rows=len(sm_rows),
-        hourly_rows_all=len(checked),
+        hourly_rows=tally["sm_rows"],
+        hourly_rows_all=tally["rows"],
         qc_applied=qc is not None,
-        rows_kept=sum(r.rows_used for r in results),
+        rows_kept=tally["rows_used"],
         daily_rows=daily_rows,
-        days_short=sum(r.days_short for r in results),
+        days_short=tally["days_short"],
         gap_filled_days=days_filled,
         cell_days=len(cells),
         cells=int(cells[["row", "col"]].drop_duplicates().shape[0]),
@@ -670,15 +792,19 @@ def match_targets(
     return report
 
 
+#: ERA5-Land's soil temperature layers (stl1..stl4) and the depths (m) of their centres, for D03 at the sensor's depth.
+STL_DEPTHS_M: Final = {f"stl{k}": (a + b) / 200.0 for k, (a, b) in cv.ERA5_LAYERS_CM.items()}
+
+
 def era5_at_stations(store: Store, grid: Any, stations: pd.DataFrame, say: Progress | None = None) -> dict[str, pd.DataFrame] | None:
-    """ERA5-Land top-layer soil temperature and precipitation at each station's cell, daily: ``{station_id: frame}``.
+    """ERA5-Land soil temperature of every layer and precipitation at each station's cell, daily: ``{station_id: frame}``.
 
     The gridded series of Dorigo's D03 (frozen soil) and D05 (rise without
     rain) for stations without in-situ soil temperature or precipitation.
     Read from the daily cube ``covariates/era5land`` (coast rule as in the
     matching); None when the store has no cube yet (the checks then run only
     where the station files carry those columns). Frames: ``time`` (day),
-    ``stl1`` (K), ``tp`` (mm/day).
+    ``stl1`` .. ``stl4`` (K; those the cube holds, at least ``stl1``), ``tp`` (mm/day).
     """
     if not zarr_exists(store, ERA5_RELPATH):
         if say is not None:
@@ -688,31 +814,48 @@ def era5_at_stations(store: Store, grid: Any, stations: pd.DataFrame, say: Progr
     inside = stations[stations["row"] >= 0].drop_duplicates("station_id")
     if era5.sizes[cv.TIME] == 0 or not {"stl1", "tp"} <= set(era5.data_vars) or inside.empty:
         return None
-    at = era5_at_cells(era5, grid, inside["row"].to_numpy(), inside["col"].to_numpy(), variables=["stl1", "tp"]).load()
+    names = [v for v in STL_DEPTHS_M if v in era5.data_vars] + ["tp"]
+    at = era5_at_cells(era5, grid, inside["row"].to_numpy(), inside["col"].to_numpy(), variables=names).load()
     days = pd.DatetimeIndex(at[cv.TIME].values)
-    stl1, tp = at["stl1"].values, at["tp"].values  # (time, cell)
+    values = {v: at[v].values for v in names}  # (time, cell)
     return {
-        str(sid): pd.DataFrame({"time": days, "stl1": stl1[:, k], "tp": tp[:, k]}) for k, sid in enumerate(inside["station_id"].astype(str))
+        str(sid): pd.DataFrame({"time": days, **{v: values[v][:, k] for v in names}})
+        for k, sid in enumerate(inside["station_id"].astype(str))
     }
 
 
 def hourly_ancillary(daily: pd.DataFrame, station_id: Any) -> pd.DataFrame:
     """The daily ERA5-Land series of one station as the hourly ancillary table of :func:`~smci_dask.insitu.qc.apply_qc`.
 
-    ERA5-Land's hourly values are not kept (the store holds daily values), so
-    every hour of a day carries that day's mean soil temperature (deg C) and
-    1/24 of its precipitation (mm per hour): the day's rain is spread evenly,
-    which D05 (a rise without rain in the hours before) reads as rain on
-    every hour of a wet day.
+    Soil temperature: one row per hour and ERA5-Land layer (``stl1`` ..
+    ``stl4``, those given), ``depth_m`` the layer's centre (0.035, 0.175,
+    0.64, 1.945 m), so that QC takes the temperature at each sensor's depth
+    (linear between the layer centres) instead of the 0-7 cm layer's for
+    every sensor; each hour carries its UTC day's mean (the store keeps daily
+    values only; the days of the cube run 00-24 UTC). Only the top layer has
+    much of a diurnal cycle, and no sensor of the product's depths (10 cm and
+    deeper) reads it alone.
+
+    Precipitation (on the ``stl1`` rows): 1/24 of the day's total on every
+    hour of the day. The hour a day's rain fell is unknown, so QC runs D05
+    (sensors above 0.1 m only) at daily resolution on it
+    (``gridded_precipitation='daily'``: no rain in the reading's day and
+    the day before), never on the even spread as if it were hourly (which
+    would call a rise at 02 UTC after heavy rain at 01 UTC "without rain").
+    In the pipeline the gridded series only stand in where the station has
+    no in-situ soil temperature or precipitation (``gridded='fallback'``).
     """
     days = pd.DatetimeIndex(daily["time"])
     hours = (days.values[:, None] + np.arange(24).astype("timedelta64[h]")[None, :]).ravel()
+    layers = [v for v in STL_DEPTHS_M if v in daily.columns]
+    rain = np.repeat(daily["tp"].to_numpy(np.float64) / 24.0, 24)
     return pd.DataFrame(
         {
             "station_id": station_id,
-            "time": hours,
-            "grid_soil_temperature": np.repeat(daily["stl1"].to_numpy(np.float64) - 273.15, 24),
-            "grid_precipitation": np.repeat(daily["tp"].to_numpy(np.float64) / 24.0, 24),
+            "time": np.tile(hours, len(layers)),
+            "depth_m": np.repeat([STL_DEPTHS_M[v] for v in layers], hours.size),
+            "grid_soil_temperature": np.concatenate([np.repeat(daily[v].to_numpy(np.float64) - 273.15, 24) for v in layers]),
+            "grid_precipitation": np.concatenate([rain] + [np.full(hours.size, np.nan)] * (len(layers) - 1)),
         }
     )
 
@@ -726,11 +869,20 @@ def qc_with_saturation(
     ISMN static file's ``saturation_0_30cm``); stations without one get no C03.
     ``bad_flags``: the codes that drop a reading (default all); ``ancillary``:
     ERA5-Land at the station's cell, hourly (:func:`hourly_ancillary`; D03,
-    D05). This is the QC hook :func:`ingest_stations` uses from the CLI and
-    the demo.
+    D05), used only where the station lacks the in-situ series (soil
+    temperature at the sensor for D01, precipitation for D04), as the issue
+    asks: ``gridded='fallback'`` of :func:`~smci_dask.insitu.qc.apply_qc`.
+    This is the QC hook :func:`ingest_stations` uses from the CLI and the demo.
     """
     from smci_dask.insitu.qc import apply_qc
 
     column = next((c for c in ("saturation", "saturation_0_30cm") if c in stations.columns), None)
     saturation = stations.drop_duplicates("station_id").set_index("station_id")[column] if column else None
-    return apply_qc(hourly, saturation=saturation, bad_flags=bad_flags, ancillary=ancillary)  # type: ignore[arg-type]
+    return apply_qc(
+        hourly,
+        saturation=saturation,  # type: ignore[arg-type]
+        bad_flags=bad_flags,  # type: ignore[arg-type]
+        ancillary=ancillary,
+        gridded="fallback",
+        gridded_precipitation="daily",
+    )

@@ -336,7 +336,8 @@ def test_rule_overrides_and_unknown_rules(pair_csv: str, tmp_path: Path) -> None
 
 
 def test_era5land_at_the_station_cell_drives_d03_and_d05(tiny_stores):
-    """Stations without gridded columns get ERA5-Land's stl1 and tp at their cell (the cube in the store) for D03/D05."""
+    """Stations without in-situ soil temperature get ERA5-Land's at their cell and sensor depth for D03 (and tp for D05);
+    stations with it keep D01 alone (gridded='fallback')."""
     from smci_dask.covariates import open_era5land_daily
     from smci_dask.insitu.readers_ismn import read_ismn
     from smci_dask.pipeline.stations import (
@@ -350,6 +351,7 @@ def test_era5land_at_the_station_cell_drives_d03_and_d05(tiny_stores):
 
     store, info = tiny_stores
     grid, cfg = info["grid"], info["config"]
+    assert cfg.insitu.gridded_ancillary  # the default
     data = read_ismn(info["world"].join("stations/ismn/SYNTH/SYN0003"))
     stations = _station_table(data.stations, grid)
     gridded = era5_at_stations(store, grid, stations)
@@ -359,21 +361,37 @@ def test_era5land_at_the_station_cell_drives_d03_and_d05(tiny_stores):
     # independent: the cube at the coarse cell nearest the station (an inland station: no coast substitution)
     cube = open_era5land_daily(store, "covariates/era5land")
     lat, lon = float(stations["lat"].iloc[0]), float(stations["lon"].iloc[0])
-    ref = cube[["stl1", "tp"]].sel(lat=lat, lon=lon, method="nearest").load()
-    np.testing.assert_allclose(daily["stl1"], ref["stl1"].values)
+    layers = ["stl1", "stl2", "stl3", "stl4"]
+    ref = cube[[*layers, "tp"]].sel(lat=lat, lon=lon, method="nearest").load()
+    for v in layers:
+        np.testing.assert_allclose(daily[v], ref[v].values)
     hours = hourly_ancillary(daily, sid)
-    assert len(hours) == 24 * len(daily)
-    np.testing.assert_allclose(hours.groupby(hours["time"].dt.floor("D"))["grid_precipitation"].sum().to_numpy(), ref["tp"].values)
+    assert len(hours) == 24 * len(daily) * len(layers)
+    rain = hours.dropna(subset=["grid_precipitation"])
+    np.testing.assert_allclose(rain.groupby(rain["time"].dt.floor("D"))["grid_precipitation"].sum().to_numpy(), ref["tp"].values)
 
     rules = DailyRules.from_config(cfg.insitu)
-    with_grid = process_station(data.observations, stations, qc_with_saturation, rules, daily).hourly
-    without = process_station(data.observations, stations, qc_with_saturation, rules, None).hourly
+    bare = data.observations[~data.observations["variable"].isin(["ts", "ta", "p"])]  # a station without in-situ ancillary
+    with_grid = process_station(bare, stations, qc_with_saturation, rules, daily).hourly
+    without = process_station(bare, stations, qc_with_saturation, rules, None).hourly
     sm = with_grid[with_grid["variable"] == "sm"]
-    # D03 exactly where ERA5-Land's soil is below freezing that day (and never without the gridded series)
-    frozen_days = set(pd.DatetimeIndex(ref["time"].values[ref["stl1"].values < 273.15]))
-    expected = sm["time"].dt.floor("D").isin(frozen_days) & sm["value"].notna()
-    assert len(frozen_days) > 0
-    assert (sm["D03"].fillna(False).astype(bool) == expected).all()
+    # D03 exactly where ERA5-Land's soil temperature at the sensor's depth (linear between the layer centres
+    # 3.5, 17.5, 64, 194.5 cm) is below freezing that day
+    centres = np.array([3.5, 17.5, 64.0, 194.5]) / 100
+    day = pd.DatetimeIndex(ref["time"].values).get_indexer(sm["time"].dt.floor("D"))
+    profile = np.stack([ref[v].values for v in layers], axis=1)[day] - 273.15  # (rows, layers)
+    mid = ((sm["depth_from_m"] + sm["depth_to_m"]) / 2).to_numpy()
+    at_sensor = np.array([np.interp(z, centres, t) for z, t in zip(mid, profile, strict=True)])
+    at_sensor[day < 0] = np.nan  # days the cube does not hold (its last, incomplete day): no gridded value, no D03
+    assert (day < 0).any() and (day >= 0).mean() > 0.99
+    expected = (at_sensor < 0) & sm["value"].notna().to_numpy()
+    assert 0 < expected.sum() < len(sm)
+    np.testing.assert_array_equal(sm["D03"].fillna(False).astype(bool).to_numpy(), expected)
+    np.testing.assert_allclose(sm["grid_soil_temperature"], at_sensor, atol=1e-4)
     assert not without.loc[without["variable"] == "sm", "D03"].fillna(False).astype(bool).any()
     # D05 (rise without gridded rain) can only appear with the gridded series
     assert not without.loc[without["variable"] == "sm", "D05"].fillna(False).astype(bool).any()
+    # the station's own soil temperature rules where it has one: D01 there, never the gridded D03 beside it
+    own = process_station(data.observations, stations, qc_with_saturation, rules, daily).hourly
+    own_sm = own[own["variable"] == "sm"]
+    assert own_sm["D01"].fillna(False).astype(bool).any() and not own_sm["D03"].fillna(False).astype(bool).any()
