@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     help="Recompute the days of input files whose md5 changed since they were ingested, or only report them "
     "[default: config refresh.recompute_revised, false].",
 )
+@click.option(
+    "--backfill/--no-backfill",
+    default=None,
+    help="Also predict the covariate days before the product's first complete day (inside its time axis) "
+    "[default: config refresh.backfill, false].",
+)
 @click.option("--run", default=None, help="Model run under STORE/models [default: the latest complete run].")
 @click.option(
     "--wait",
@@ -54,6 +60,7 @@ def refresh_cmd(
     era5land: tuple[str, ...],
     lai: tuple[str, ...],
     recompute_revised: bool | None,
+    backfill: bool | None,
     run: str | None,
     wait: float | None,
     cluster: bool,
@@ -66,11 +73,14 @@ def refresh_cmd(
     --wait seconds or exits with code 7 naming the holder; a killed one's
     lease expires after refresh.lease_ttl_seconds):
       1. ingest the ERA5-Land and LAI files (only days the stores lack)
-      2. report input files whose md5 changed (revised); recompute their days
-         with --recompute-revised
+      2. report input files whose md5 changed (revised ERA5-Land files, LAI
+         files of composites already held); recompute the days they feed
+         with --recompute-revised; days whose interpolated LAI the new
+         composites change are predicted again
       3. predict the covariate days the product does not hold yet (from its
-         first complete day on), all 10 depths, extending its time axis past
-         its end when needed (no existing chunk rewritten)
+         first complete day on; with --backfill from its axis's first day),
+         all 10 depths, extending its time axis past its end when needed
+         (no existing chunk rewritten)
       4. update the 9 km product and the NetCDF exports when the store has them
       5. write a log record STORE/refresh/log/<time>.json (inputs with md5,
          days added, model run, code version)
@@ -79,7 +89,7 @@ def refresh_cmd(
     says so, writes nothing, exits 0. Schedule it with cron, a systemd timer,
     a Kubernetes CronJob or scrontab (deploy/).
     """
-    from smci_dask.io import store_from_config
+    from smci_dask.io import store_failures, store_from_config
     from smci_dask.pipeline.refresh import refresh
 
     overrides: dict[str, Any] = {}
@@ -89,6 +99,7 @@ def refresh_cmd(
     store = store_from_config(cfg)
     store.check_reachable()
     with ExitStack() as stack:
+        stack.enter_context(store_failures(store))  # a store that stops answering: one line saying to run again
         client = None
         if cluster:
             from smci_dask.cluster import cluster_client
@@ -100,6 +111,7 @@ def refresh_cmd(
             era5land=list(era5land) or None,
             lai=list(lai) or None,
             recompute_revised=recompute_revised,
+            backfill=backfill,
             run=run,
             wait=wait,
             client=client,

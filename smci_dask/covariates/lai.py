@@ -659,6 +659,13 @@ def complete_composites(store: Store, relpath: str = LAI_RELPATH) -> pd.Datetime
     return pd.DatetimeIndex(sorted(pd.Timestamp(d) for d in listed), dtype="datetime64[ns]", name=cv.TIME8)
 
 
+def set_complete_composites(store: Store, dates: pd.DatetimeIndex, relpath: str = LAI_RELPATH) -> None:
+    """Rewrite the list of complete composites (e.g. without revised ones, so that the next ingest writes them again)."""
+    attrs = dict(open_zarr(store, relpath).attrs)
+    attrs[COMPLETE_ATTR] = [d.strftime("%Y-%m-%d") for d in pd.DatetimeIndex(dates).sort_values()]
+    write_zarr(xr.Dataset(attrs=attrs), store, relpath, mode="a")
+
+
 def open_lai(store: Store, relpath: str = LAI_RELPATH, *, complete_only: bool = True) -> xr.Dataset:
     """Open the 8-day LAI store lazily.
 

@@ -143,3 +143,24 @@ def write_zarr_blocks(
                 raise StoreError(f"{where}: {describe_error(exc)}") from None
             raise
     return count
+
+
+def resize_zarr_array(store: Store, relpath: str, name: str, length: int) -> tuple[int, ...]:
+    """Set the first dimension of array ``name`` of the Zarr group at ``relpath`` to ``length``; returns the old shape.
+
+    One metadata write (the array's ``zarr.json``); no chunk is written or
+    deleted when the array grows: the new part reads as the fill value until
+    it is written (:func:`write_zarr_blocks`).
+    """
+    where = f"store {store.url}: cannot resize {name!r} of Zarr {relpath!r}"
+    try:
+        array = zarr.open_group(zarr_store(store, relpath), mode="r+", zarr_format=3)[name]
+        old = tuple(array.shape)
+        array.resize((int(length), *old[1:]))
+    except KeyError:
+        raise StoreError(f"{where}: it holds no such array") from None
+    except Exception as exc:
+        if is_store_failure(exc):
+            raise StoreError(f"{where}: {describe_error(exc)}") from None
+        raise
+    return old

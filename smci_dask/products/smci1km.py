@@ -51,9 +51,10 @@ import xarray as xr
 
 from smci_dask import conventions as cv
 from smci_dask.covariates.era5land_store import day_ranges, ranges_to_days
-from smci_dask.errors import InputError
+from smci_dask.errors import InputError, StoreError
 from smci_dask.grid.spec import GridSpec, Tile
 from smci_dask.io import Store, open_zarr, write_zarr, zarr_exists
+from smci_dask.io.arrays import resize_zarr_array, write_zarr_blocks
 
 #: Where the 1 km product lives below the store root.
 PRODUCT_1KM_RELPATH: Final = "product/smci_1km"
@@ -214,15 +215,24 @@ def create_product(
 def extend_time_axis(store: Store, relpath: str, times: pd.DatetimeIndex) -> bool:
     """Lengthen the product's time axis to ``times`` (which must start with the current axis); True if it grew.
 
-    The new days are appended as a template (coordinates only, no chunk
-    written: they read as fill), so no existing chunk is rewritten and
-    ``complete_days`` stays as it was; a refresh then writes the new days'
-    chunks and lists them. xarray's append resizes ``sm`` and ``time`` and
-    writes the new time values; the root attributes are given back unchanged.
-    A crash in between leaves an axis that a re-run finds longer than needed
-    or not yet extended, never a wrong one: both cases are handled here.
+    No chunk of an existing day is rewritten, the root attributes (and so
+    ``complete_days``) are not touched, and the new days read as fill until a
+    refresh writes and lists them. Three writes, in this order, so that every
+    moment in between opens with :func:`open_product` showing the same days
+    and complete days as before (see ``ARCHITECTURE.md``, product
+    consistency):
+
+    1. the ``time`` array grows (its ``zarr.json``): it is now longer than
+       ``sm``, and :func:`open_product` reads the first ``len(sm)`` days;
+    2. the new time values are written (new chunks of ``time`` only);
+    3. every array along ``time`` (``sm``) grows (its ``zarr.json``): the
+       axis is whole again, its new days all fill.
+
+    A crash in between leaves ``time`` longer than ``sm``, which a re-run
+    finishes (each step is idempotent); an axis already at least as long as
+    ``times`` is left alone.
     """
-    current = open_zarr(store, relpath, mask_and_scale=False)
+    current = _open(store, relpath, mask_and_scale=False)
     have = pd.DatetimeIndex(current[cv.TIME].values)
     if len(times) <= len(have):
         if not (times == have[: len(times)]).all():
@@ -235,16 +245,17 @@ def extend_time_axis(store: Store, relpath: str, times: pd.DatetimeIndex) -> boo
             f"product {store.url_of(relpath)} covers {have[0]:%Y-%m-%d}..{have[-1]:%Y-%m-%d}, which is not the start of "
             f"{times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d}; write to another store"
         )
-    if not str(current[cv.TIME].encoding.get("units", "")).startswith("days since"):
+    units = str(current[cv.TIME].encoding.get("units", ""))
+    if not units.startswith("days since"):
         raise InputError(f"product {store.url_of(relpath)}: its time axis is not encoded in days; cannot extend it")
-    import dask.array as dsa
-
+    origin = pd.Timestamp(units.removeprefix("days since").strip()).tz_localize(None)
     new = times[len(have) :]
-    sm = current[cv.SM]
-    chunks = (len(new), *sm.shape[1:])
-    data = dsa.full(chunks, np.nan, dtype=np.float32, chunks=chunks)
-    piece = xr.Dataset({cv.SM: (sm.dims, data)}, coords={cv.TIME: new.values.astype("datetime64[ns]")}, attrs=dict(current.attrs))
-    write_zarr(piece, store, relpath, mode="a", append_dim=cv.TIME, compute=False)
+    raw = ((new - origin) // pd.Timedelta(days=1)).to_numpy()
+    along = [name for name, var in current.data_vars.items() if cv.TIME in var.dims]
+    resize_zarr_array(store, relpath, cv.TIME, len(times))
+    write_zarr_blocks(store, relpath, [(cv.TIME, (slice(len(have), len(times)),), raw)])
+    for name in along:
+        resize_zarr_array(store, relpath, name, len(times))
     return True
 
 
@@ -344,19 +355,51 @@ def complete_days(store: Store, relpath: str = PRODUCT_1KM_RELPATH) -> pd.Dateti
     """The days the product lists as complete (every tile written); empty if there is no product."""
     if not zarr_exists(store, relpath):
         return pd.DatetimeIndex([], dtype="datetime64[ns]")
-    return ranges_to_days(open_zarr(store, relpath, mask_and_scale=False).attrs.get(COMPLETE_DAYS_ATTR, []))
+    return ranges_to_days(_open(store, relpath, mask_and_scale=False).attrs.get(COMPLETE_DAYS_ATTR, []))
 
 
 def set_complete_days(store: Store, relpath: str, days: pd.DatetimeIndex) -> None:
     """Rewrite the root attributes with ``complete_days`` = ``days`` (after their chunks and markers are written)."""
-    attrs = dict(open_zarr(store, relpath, mask_and_scale=False).attrs)
+    attrs = dict(_open(store, relpath, mask_and_scale=False).attrs)
     attrs[COMPLETE_DAYS_ATTR] = day_ranges(days)
     write_zarr(xr.Dataset(attrs=attrs), store, relpath, mode="a")
 
 
+def _open(store: Store, relpath: str, **kwargs: Any) -> xr.Dataset:
+    """Open a product lazily; in the middle of :func:`extend_time_axis` (``time`` longer than ``sm``), the first ``len(sm)`` days.
+
+    Plain xarray refuses that moment ("conflicting sizes"); the arrays
+    along ``time`` still hold the axis as it was, so that is what is shown.
+    Any other failure is raised as it came.
+    """
+    try:
+        return open_zarr(store, relpath, **kwargs)
+    except StoreError as error:
+        try:
+            data = open_zarr(store, relpath, drop_variables=[cv.TIME], **kwargs)
+            along = [name for name, var in data.data_vars.items() if cv.TIME in var.dims]
+            axis = open_zarr(store, relpath, drop_variables=along, **kwargs)[cv.TIME]
+        except StoreError:
+            raise error from None
+        n = data.sizes.get(cv.TIME, 0)
+        if not along or axis.size <= n:
+            raise error from None
+        return data.assign_coords({cv.TIME: axis.isel({cv.TIME: slice(0, n)})})
+
+
+def product_times(store: Store, relpath: str = PRODUCT_1KM_RELPATH) -> pd.DatetimeIndex:
+    """The product's time axis (every day it has room for, complete or not)."""
+    return pd.DatetimeIndex(_open(store, relpath, mask_and_scale=False)[cv.TIME].values)
+
+
 def open_product(store: Store, relpath: str = PRODUCT_1KM_RELPATH, *, complete_only: bool = False) -> xr.Dataset:
-    """Open the product lazily, decoded to m3/m3 (NaN where no value); ``complete_only`` keeps the complete days."""
-    ds = open_zarr(store, relpath)
+    """Open the product lazily, decoded to m3/m3 (NaN where no value); ``complete_only`` keeps the complete days.
+
+    Safe while a refresh writes: the complete days move only after their
+    chunks are written, and an axis extension in progress shows the axis as
+    it was (:func:`extend_time_axis`).
+    """
+    ds = _open(store, relpath)
     if complete_only:
         ds = ds.sel({cv.TIME: ranges_to_days(ds.attrs.get(COMPLETE_DAYS_ATTR, []))})
     return ds

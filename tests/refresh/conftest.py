@@ -53,6 +53,14 @@ class Base:
     run: str
     first: str = FIRST
     last: str = LAST
+    lai_dir: str = ""
+
+    def lai(self, first: str, last: str) -> list[str]:
+        """The world's LAI files (MODIS names) of the composites starting ``first .. last``."""
+        from smci_dask.covariates.lai import date_from_name
+
+        files = sorted(str(p) for p in Path(self.lai_dir).glob("*.tif"))
+        return [f for f in files if pd.Timestamp(first) <= date_from_name(f) <= pd.Timestamp(last)]
 
     @staticmethod
     def config(root: Path | str, years: tuple[int, int] = (2019, 2019)) -> Config:
@@ -102,4 +110,5 @@ def refresh_base(
         reference_9km=open_product(ref, PRODUCT_9KM_RELPATH, complete_only=True).load(),
         january=january,
         run=run,
+        lai_dir=world.join("lai"),
     )
