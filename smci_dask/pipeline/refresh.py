@@ -84,7 +84,7 @@ from smci_dask.covariates.era5land_store import complete_days as era5_complete_d
 from smci_dask.covariates.lai import complete_composites, find_lai_pieces, lai_weights, set_complete_composites
 from smci_dask.grid import grid_for
 from smci_dask.inference.mapping import predict_product, product_period, resolve_run
-from smci_dask.io import Store, zarr_exists
+from smci_dask.io import Store, store_failures, zarr_exists
 from smci_dask.io.lease import hold_lease
 from smci_dask.pipeline.ingest import ERA5LAND_RELPATH, STATE_SUFFIX, ingest_era5land
 from smci_dask.products.export import EXPORT_RELPATH, export_files, export_netcdf
@@ -442,6 +442,37 @@ def refresh(
     InputError, StoreError
         From the stages (bad input file, no models, unreachable store).
     """
+    with store_failures(store):  # a store that stops answering mid-way: one StoreError naming it, not a driver traceback
+        return _refresh(
+            cfg,
+            store,
+            era5land=era5land,
+            lai=lai,
+            recompute_revised=recompute_revised,
+            run=run,
+            wait=wait,
+            client=client,
+            echo=echo,
+            checkpoint=checkpoint,
+            backfill=backfill,
+        )
+
+
+def _refresh(
+    cfg: Config,
+    store: Store,
+    *,
+    era5land: Sequence[str] | None = None,
+    lai: Sequence[str] | None = None,
+    recompute_revised: bool | None = None,
+    run: str | None = None,
+    wait: float | None = None,
+    client: Any = None,
+    echo: Echo = print,
+    checkpoint: Checkpoint | None = None,
+    backfill: bool | None = None,
+) -> RefreshReport:
+    """:func:`refresh` without the translation of store failures."""
     t0 = time.perf_counter()
     settings = cfg.refresh
     recompute = settings.recompute_revised if recompute_revised is None else recompute_revised
