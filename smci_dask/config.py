@@ -287,6 +287,7 @@ class InferenceConfig(_Strict):
     interpolation: cv.Interpolation = "nearest"
     experiment: str = "final"
     last_days: int | None = Field(None, ge=1)
+    product_9km: Literal["predicted", "mean_of_1km"] = "predicted"
 
 
 class SyntheticConfig(_Strict):

@@ -169,6 +169,15 @@ def _predict(ctx: RunContext) -> dict[str, Any]:
         if made_with != run:
             ctx.echo(f"[predict]   the product was made with model run {made_with!r}, the final models are now {run!r}: rebuilding it")
             ctx.store.rm("product")
+    from smci_dask.products.smci9km import METHOD_ATTR, PRODUCT_9KM_RELPATH
+
+    if zarr_exists(ctx.store, PRODUCT_9KM_RELPATH):  # inference.product_9km changed: the 9 km product is made again the new way
+        have = open_zarr(ctx.store, PRODUCT_9KM_RELPATH).attrs.get(METHOD_ATTR, "mean_of_1km")
+        if have != ctx.cfg.inference.product_9km:
+            ctx.echo(
+                f"[predict]   the 9 km product was made by {have!r}, the setting asks for {ctx.cfg.inference.product_9km!r}: rebuilding it"
+            )
+            ctx.store.rm(PRODUCT_9KM_RELPATH)
     return predict_recent(ctx.cfg, ctx.store, truth_store=ctx.truth, client=ctx.client, echo=_say(ctx, "predict"))
 
 

@@ -341,6 +341,7 @@ def test_demo_step_predicts_the_last_covered_days_with_figure_9km_and_truth_scor
     lines: list[str] = []
     out = predict_recent(trained.config(), store, n_days=3, truth_store=trained.world, echo=lines.append)
     assert out["predicted days"] == "2020-12-28..2020-12-30"  # the cube's last complete day is 2020-12-30
-    assert out["9 km days (mean of 1 km)"] == 3 and out["map beats ERA5-Land (ubRMSE), depths"].endswith("/10")
+    assert out["9 km days (predicted)"] == 3 and out["map beats ERA5-Land (ubRMSE), depths"].endswith("/10")
     assert Path(out["product map figure"]).is_file() and store.exists(f"reports/{RUN}/map_vs_truth.csv")
     assert sum("cm  ours ubRMSE" in line for line in lines) == 10
+    assert store.exists(f"reports/{RUN}/smci_9km_methods.csv") and sum("cm  predicted " in line for line in lines) == 10
