@@ -31,9 +31,22 @@ from smci_dask.pipeline.train import (
 Trained = tuple[Store, dict[str, Any]]
 
 
+def _layer(depth: int) -> str:
+    """The ERA5-Land layer a depth's residual forests follow (``model.residual``, default ``matching.layers``)."""
+    return f"swvl{load_config(environ={}).matching.layers[depth]}"
+
+
 def _rows(table: pd.DataFrame, depth: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    sub = table[(table["depth_cm"] == depth) & table["sm_matched"].notna()].reset_index(drop=True)
+    """A depth's rows with a matched target and the ERA5-Land layer the residual forests add back."""
+    sub = table[(table["depth_cm"] == depth) & table["sm_matched"].notna() & table[_layer(depth)].notna()].reset_index(drop=True)
     return sub[list(FEATURE_NAMES)].to_numpy(np.float32), sub["sm_matched"].to_numpy(np.float64), sub
+
+
+def _residual_fit(member: str, X: np.ndarray, y: np.ndarray, depth: int, **hyper: Any) -> Any:
+    """Fit ``member`` by hand on the departure of the target from the depth's ERA5-Land layer; a predictor adding it back."""
+    base = X[:, FEATURE_NAMES.index(_layer(depth))].astype(np.float64)
+    raw = fit_member(member, X, y - base, **hyper)
+    return lambda Z: raw.predict(Z) + Z[:, FEATURE_NAMES.index(_layer(depth))].astype(np.float64)
 
 
 def _csv(store: Store, path: str) -> pd.DataFrame:
@@ -100,10 +113,11 @@ def test_one_fold_score_recomputed_independently(tiny_trained: Trained) -> None:
     for train, valid in folds:
         assert not set(sub["cell_id"].to_numpy()[train]) & set(sub["cell_id"].to_numpy()[valid])
     train, valid = folds[1]
-    model = fit_member(
-        "xgboost", X[train], y[train], max_features=12, min_samples_leaf=60, n_estimators=10, subsample=0.632, max_depth=None, seed=0
+    assert cfg.model.residual  # the default: the forests learn the departure from ERA5-Land
+    predict = _residual_fit(
+        "xgboost", X[train], y[train], depth, max_features=12, min_samples_leaf=60, n_estimators=10, subsample=0.632, max_depth=None, seed=0
     )
-    rmse = float(np.sqrt(np.mean((model.predict(X[valid]) - y[valid]) ** 2)))
+    rmse = float(np.sqrt(np.mean((predict(X[valid]) - y[valid]) ** 2)))
     rows = _csv(store, f"{model_dir(info['run'], 'final', depth)}/cv_folds.csv")
     got = rows.query("member == 'xgboost' and max_features == 12 and min_samples_leaf == 60 and fold == 1")["rmse"]
     assert got.to_numpy() == pytest.approx([rmse], rel=1e-6)
@@ -119,9 +133,9 @@ def test_loaded_models_reproduce_the_refit(tiny_trained: Trained) -> None:
     # the refit is the members fitted on every row of the depth with the chosen parameters
     X, y, _ = _rows(info["table"], 10)
     p = report.depths[10].params
-    lgb = fit_member("lightgbm", X, y, **p, n_estimators=10, subsample=0.632, max_depth=None, seed=0)
-    xgb = fit_member("xgboost", X, y, **p, n_estimators=10, subsample=0.632, max_depth=None, seed=0)
-    np.testing.assert_allclose(load_model(store, info["run"], "final", 10).predict(X), (lgb.predict(X) + xgb.predict(X)) / 2, rtol=1e-6)
+    lgb = _residual_fit("lightgbm", X, y, 10, **p, n_estimators=10, subsample=0.632, max_depth=None, seed=0)
+    xgb = _residual_fit("xgboost", X, y, 10, **p, n_estimators=10, subsample=0.632, max_depth=None, seed=0)
+    np.testing.assert_allclose(load_model(store, info["run"], "final", 10).predict(X), (lgb(X) + xgb(X)) / 2, rtol=1e-6)
 
 
 def _tiny_cfg(info: dict[str, Any], root: str, **search: Any) -> Any:

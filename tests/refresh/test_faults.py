@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from smci_dask.io import Store
 from smci_dask.io.lease import acquire_lease
@@ -166,37 +167,55 @@ def test_refresh_killed_at_a_random_moment_is_finished_by_the_next_one(refresh_b
 
 
 # ---------------------------------------------------------------- a worker killed during prediction
+class KillOnFirstPredictTask(WorkerPlugin):
+    """A worker plugin: the first worker to start a prediction task records its pid in ``flag`` and SIGKILLs itself.
+
+    Deterministic (not a race with the driver's progress): the kill happens
+    as the task starts executing, whatever the machine's load. ``flag`` is
+    created exclusively, so exactly one worker dies, once.
+    """
+
+    name = "kill-on-first-predict-task"
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def transition(self, key: Any, start: str, finish: str, **_kwargs: Any) -> None:
+        if finish != "executing" or not str(key).startswith("predict-"):
+            return
+        try:
+            fd = os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def test_a_worker_killed_during_prediction_does_not_change_the_result(refresh_base: Any, tmp_path: Path) -> None:
     from distributed import Client, LocalCluster
 
     root = refresh_base.copy(tmp_path / "store")
     store = Store.from_url(str(root))
-    killed: list[int] = []
+    flag = tmp_path / "killed.pid"
+    tasks: list[Any] = []
+
+    def hook(name: str, *details: Any) -> None:
+        if name == "predict-task":
+            tasks.append(details[0])
+            _reader_check(store, refresh_base)
 
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit="2GiB") as cluster,
         Client(cluster) as client,
     ):
-        seen: list[dict[str, int]] = []  # what the hook saw, for the message when no worker could be killed
-
-        def hook(name: str, *_details: Any) -> None:
-            if name != "predict-task":
-                return
-            _reader_check(store, refresh_base)
-            if killed:
-                return
-            pids = client.run(os.getpid)
-            busy = [addr for addr, keys in client.processing().items() if keys and addr in pids]
-            seen.append({addr: len(keys) for addr, keys in client.processing().items()})
-            if not busy:  # the last task of a stretch of days finished: wait for the next stretch
-                return
-            killed.append(pids[busy[0]])
-            os.kill(pids[busy[0]], signal.SIGKILL)  # in the middle of (or about to run) its task
-
+        client.register_plugin(KillOnFirstPredictTask(str(flag)))
         report = refresh(refresh_base.config(root), store, era5land=[refresh_base.january], client=client, echo=_quiet, checkpoint=hook)
         alive = set(client.run(os.getpid).values())
-    assert killed, f"no worker was busy when a task finished: {seen}"
-    assert killed[0] not in alive  # the nanny started a new worker process in its place
+    assert flag.exists(), "no worker started a prediction task"
+    killed = int(flag.read_text())
+    assert killed not in alive  # the nanny started a new worker process in its place
+    assert len(tasks) >= 1 and len({t.tile for t in tasks}) >= 1
     assert list(report.days_added) == list(pd.date_range("2020-01-01", LAST))
     _assert_equals_reference(store, refresh_base)
 

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from smci_dask.cli.main import cli
 from smci_dask.config import Config, RegionConfig, StoreConfig
+from smci_dask.errors import StoreError
 from smci_dask.covariates.era5land_store import complete_days as era5_complete_days
 from smci_dask.io import Store, open_zarr
 from smci_dask.io.lease import LeaseBusy, hold_lease
@@ -312,6 +313,30 @@ def test_time_axis_extension_shows_readers_the_same_complete_days_between_its_wr
     plain = xr.open_zarr(root / "product" / "smci_1km", consolidated=False)  # a plain reader sees the whole new axis
     assert list(plain.time.values) == list(axis.values) and bool(plain["sm"].sel(time="2020-06-01").isnull().all())
     assert not smci1km.extend_time_axis(store, smci1km.PRODUCT_1KM_RELPATH, axis)
+
+
+def test_a_reader_whose_first_look_fell_inside_the_extension_and_second_after_it_sees_the_new_axis(
+    refresh_base: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's first open fails ("conflicting sizes", mid-extension); the extension ends before its second look."""
+    root = refresh_base.copy(tmp_path / "store")
+    store = Store.from_url(str(root))
+    axis = pd.date_range("2019-01-01", "2020-12-31")
+    real_open = smci1km.open_zarr
+    looks: list[str] = []
+
+    def open_during_then_after(store_: Store, relpath: str, **kwargs: Any) -> Any:
+        if not looks:
+            looks.append("inside")
+            smci1km.extend_time_axis(store, smci1km.PRODUCT_1KM_RELPATH, axis)  # finishes while the reader retries
+            raise StoreError(f"store {store.url}: cannot open Zarr {relpath!r}: ValueError: conflicting sizes for dimension 'time'")
+        looks.append("after")
+        return real_open(store_, relpath, **kwargs)
+
+    monkeypatch.setattr(smci1km, "open_zarr", open_during_then_after)
+    ds = open_product(store)
+    assert looks[0] == "inside"
+    assert list(ds.time.values) == list(axis.values) and ds.sizes["time"] == ds["sm"].shape[0] == len(axis)
 
 
 def test_time_axis_extension_stopped_between_its_writes_is_finished_by_the_next_one(
