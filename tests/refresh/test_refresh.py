@@ -24,8 +24,8 @@ from click.testing import CliRunner
 
 from smci_dask.cli.main import cli
 from smci_dask.config import Config, RegionConfig, StoreConfig
-from smci_dask.errors import StoreError
 from smci_dask.covariates.era5land_store import complete_days as era5_complete_days
+from smci_dask.errors import StoreError
 from smci_dask.io import Store, open_zarr
 from smci_dask.io.lease import LeaseBusy, hold_lease
 from smci_dask.pipeline.ingest import ERA5LAND_RELPATH
