@@ -10,6 +10,7 @@ from __future__ import annotations
 from smci_dask.cluster.factory import (
     ClusterInfo,
     WorkerInfo,
+    active_client,
     close_client,
     cluster_client,
     cluster_info,
@@ -22,6 +23,7 @@ from smci_dask.cluster.factory import (
 __all__ = [
     "ClusterInfo",
     "WorkerInfo",
+    "active_client",
     "close_client",
     "cluster_client",
     "cluster_info",

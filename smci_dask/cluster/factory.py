@@ -136,6 +136,18 @@ def make_client(cfg: Config | ClusterConfig, *, timeout: float | None = None) ->
     return maker(cc, wait)
 
 
+def active_client(client: Any = None) -> Any:
+    """``client`` if given, else the default :class:`distributed.Client` of this process, else None (run here)."""
+    if client is not None:
+        return client
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
 def close_client(client: Client) -> None:
     """Close ``client`` and then the cluster it owns (if any); errors on the way are ignored."""
     cluster = client.cluster

@@ -48,6 +48,7 @@ import pandas as pd
 
 from smci_dask import __version__
 from smci_dask import conventions as cv
+from smci_dask.cluster import active_client
 from smci_dask.config import Config
 from smci_dask.covariates.era5land_store import complete_days as era5_complete_days
 from smci_dask.covariates.lai import LAI_RELPATH
@@ -351,20 +352,9 @@ def predict_product(
     return report
 
 
-def _active_client(client: Any) -> Any:
-    if client is not None:
-        return client
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def _execute(ctx: TaskContext, tasks: Sequence[PredictTask], client: Any, sources: Any) -> Any:
     """Yield each task's result as it finishes (on the cluster, or here one after another)."""
-    client = _active_client(client)
+    client = active_client(client)
     if client is None:
         for task in tasks:
             yield run_task(ctx, task, sources=sources)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from smci_dask import conventions as cv
+from smci_dask.cluster import active_client
 from smci_dask.config import Config
 from smci_dask.covariates.era5land_store import open_era5land_daily
 from smci_dask.errors import ConfigError, InputError
@@ -171,25 +172,50 @@ def _predictions(
     return pred[np.isin(depth, list(models))].reset_index(drop=True)
 
 
-def _importance(cfg: Config, name: str, pred_X: pd.DataFrame, models: Mapping[int, Any], echo: Echo) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _depth_permutation(
+    store: Store, run: str, name: str, depth: int, X: np.ndarray, y: np.ndarray, repeats: int, seed: int
+) -> pd.DataFrame:
+    """Permutation importance of one depth's model (a cluster task: the model is read from the store there)."""
+    ens = load_model(store, run, name, depth, features=FEATURE_NAMES)
+    return permutation_importance(ens.predict, X, y, repeats=repeats, seed=seed)
+
+
+def _importance(
+    cfg: Config,
+    store: Store,
+    run: str,
+    name: str,
+    pred_X: pd.DataFrame,
+    models: Mapping[int, Any],
+    echo: Echo,
+    client: Any = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Permutation importance per depth (one cluster task per depth when there is a client) and the members' own."""
     ev = cfg.evaluation
-    perm, own = [], []
+    jobs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    own = []
     for d, ens in models.items():
         rows = pred_X[(pred_X["depth_cm"] == d) & np.isfinite(pred_X["sm_matched"])]
         if len(rows) < 10:
             continue
         if len(rows) > ev.importance_rows:
             rows = rows.sample(ev.importance_rows, random_state=ev.seed)
-        X = rows[list(FEATURE_NAMES)].to_numpy(np.float64)
-        y = rows["sm_matched"].to_numpy(np.float64)
-        p = permutation_importance(ens.predict, X, y, repeats=ev.importance_repeats, seed=ev.seed)
-        p.insert(0, "depth", int(d))
-        p.insert(0, "experiment", name)
-        perm.append(p)
+        jobs[int(d)] = (rows[list(FEATURE_NAMES)].to_numpy(np.float64), rows["sm_matched"].to_numpy(np.float64))
         m = model_importance(ens.members, ens.weights, FEATURE_NAMES)
         m.insert(0, "depth", int(d))
         m.insert(0, "experiment", name)
         own.append(m)
+    args = [(store, run, name, d, X, y, ev.importance_repeats, ev.seed) for d, (X, y) in jobs.items()]
+    if client is not None and args:
+        futures = [client.submit(_depth_permutation, *a, key=f"importance-{name}-{a[3]}cm-{run}", pure=False) for a in args]
+        tables = client.gather(futures)
+    else:
+        tables = [permutation_importance(models[a[3]].predict, a[4], a[5], repeats=a[6], seed=a[7]) for a in args]
+    perm = []
+    for d, p in zip(jobs, tables, strict=True):
+        p.insert(0, "depth", d)
+        p.insert(0, "experiment", name)
+        perm.append(p)
     echo(f"[evaluate] {name}: permutation importance on {len(perm)} depth(s), {ev.importance_repeats} repeats")
     return (pd.concat(perm, ignore_index=True) if perm else pd.DataFrame(), pd.concat(own, ignore_index=True) if own else pd.DataFrame())
 
@@ -226,10 +252,16 @@ def run_experiment(
     if cfg.experiments.reuse_params == "final":
         params = _final_params(store, run, depths)
         echo(f"[evaluate] {name}: reusing the final models' parameters for {sorted(params) or 'no'} depth(s); searching the others")
+    t0 = time.perf_counter()
     train_experiment(cfg, store, run=run, experiment=name, table=train_rows, depths=depths, params=params or None, client=client, echo=echo)
+    echo(f"[evaluate] {name}: models of {len(depths)} depth(s) in {time.perf_counter() - t0:.1f} s")
     models = {d: load_model(store, run, name, d, features=FEATURE_NAMES) for d in depths}
+    t0 = time.perf_counter()
     pred = _predictions(exp_table, split, name, models, baseline, products)
-    perm, own = _importance(cfg, name, exp_table.loc[split.test], models, echo)
+    echo(f"[evaluate] {name}: {len(pred)} test rows predicted in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    perm, own = _importance(cfg, store, run, name, exp_table.loc[split.test], models, echo, active_client(client))
+    echo(f"[evaluate] {name}: importance in {time.perf_counter() - t0:.1f} s")
     counts = {
         "experiment": name,
         **split.counts(table),
@@ -314,12 +346,17 @@ def evaluate(
     pred = pd.concat([r["predictions"] for r in results], ignore_index=True)
     estimates = [OURS, BASELINE, *products]
     echo(f"[evaluate] scoring {len(pred)} test rows ({', '.join(estimates)}), bootstrap {cfg.evaluation.bootstrap} draws")
+    t1 = time.perf_counter()
     scores = score_predictions(pred, estimates, bootstrap=cfg.evaluation.bootstrap, seed=cfg.evaluation.seed)
     stations = station_scores(pred, estimates)
+    echo(f"[evaluate] scored in {time.perf_counter() - t1:.1f} s")
     perm = pd.concat([r["permutation"] for r in results], ignore_index=True)
     own = pd.concat([r["model_importance"] for r in results], ignore_index=True)
     counts = pd.DataFrame([r["counts"] for r in results])
+    t1 = time.perf_counter()
     written = _write_report(cfg, store, run, names, table, pred, scores, stations, perm, own, counts, list(products), grid.bbox)
+    n_png = sum(str(w).endswith(".png") for w in written)
+    echo(f"[evaluate] report, tables and {n_png} figure(s) written in {time.perf_counter() - t1:.1f} s")
     report = EvaluationReport(run, names, store.url_of(report_dir(run), "evaluation.md"), scores, counts, written, time.perf_counter() - t0)
     echo(report.summary())
     return report

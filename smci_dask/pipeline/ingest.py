@@ -92,6 +92,7 @@ import pandas as pd
 import xarray as xr
 
 from smci_dask import conventions as cv
+from smci_dask.cluster import active_client
 from smci_dask.config import Config
 from smci_dask.covariates import (
     complete_days,
@@ -625,14 +626,6 @@ def _raise_if_unreadable(files: Sequence[InputFile], inputs: _LocalInputs) -> No
 
 
 # ------------------------------------------------------------------ running tasks
-def _active_client() -> Any:
-    """The default dask.distributed client, or None."""
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
 
 
 def _run_tasks(fn: Callable[[T], R], jobs: Sequence[T], on_result: Callable[[int, R], None]) -> list[R]:
@@ -646,7 +639,7 @@ def _run_tasks(fn: Callable[[T], R], jobs: Sequence[T], on_result: Callable[[int
     results: list[Any] = [None] * len(jobs)
     if not jobs:
         return results
-    client = _active_client()
+    client = active_client()
     if client is not None:
         from distributed import as_completed as completed
 

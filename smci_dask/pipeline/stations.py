@@ -54,6 +54,7 @@ import pyarrow.parquet as pq
 from dask.callbacks import Callback
 
 from smci_dask import conventions as cv
+from smci_dask.cluster import active_client
 from smci_dask.config import Config, InsituConfig
 from smci_dask.covariates.era5land_store import open_era5land_daily
 from smci_dask.errors import InputError
@@ -374,15 +375,6 @@ class _CountTasks(Callback):  # type: ignore[misc]
                 self.next = self.done + max(self.n // 10, 1)
 
 
-def _active_client() -> Any:
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 #: Station tasks in flight per worker thread: enough to keep the workers busy, few enough to bound memory.
 _IN_FLIGHT_PER_THREAD: Final = 2
 
@@ -403,7 +395,7 @@ def _run_stations(
     is back, so neither the workers nor this process ever hold every
     station's hourly rows twice. Returns where the tasks ran.
     """
-    client = _active_client() if scheduler is None else None
+    client = active_client() if scheduler is None else None
     if client is not None:
         where = f"Dask client {client.scheduler.address}"
         say(f"quality control and daily values of {len(parts)} stations as Dask tasks on the {where}")

@@ -138,3 +138,28 @@ def test_reuse_params_reads_the_final_models_choice(tmp_path) -> None:  # noqa: 
     store.write_text("models/r1/final/40cm/params.json", json.dumps({"depth_cm": 40, "max_features": 3, "min_samples_leaf": 15}))
     assert _final_params(store, "r1", [10, 40]) == {40: {"max_features": 3, "min_samples_leaf": 15}}
     assert _final_params(store, "other", [40]) == {}
+
+
+@pytest.mark.slow
+def test_permutation_importance_on_the_cluster_equals_the_local_one(eval_store, evaluated: EvaluationReport) -> None:  # noqa: ANN001
+    """One cluster task per depth (each reading its model from the store) gives the driver's numbers, row for row."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from smci_dask.features import FEATURE_NAMES
+    from smci_dask.models.store import load_model
+    from smci_dask.pipeline.evaluate import _importance
+
+    cfg = eval_store.config()
+    models = {d: load_model(eval_store.store, RUN, "year", d, features=FEATURE_NAMES) for d in (10, 100)}
+    rows = eval_store.table[eval_store.table["year"] == eval_store.table["year"].max()]
+    here, own_here = _importance(cfg, eval_store.store, RUN, "year", rows, models, lambda _: None, None)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+        get_task_stream(client) as stream,
+    ):
+        there, own_there = _importance(cfg, eval_store.store, RUN, "year", rows, models, lambda _: None, client)
+    assert sorted(str(t["key"]).split("cm-")[0] for t in stream.data) == ["importance-year-10", "importance-year-100"]
+    assert set(here["depth"]) == {10, 100} and len(here) > 2 * len(FEATURE_NAMES)
+    pd.testing.assert_frame_equal(here, there)
+    pd.testing.assert_frame_equal(own_here, own_there)
