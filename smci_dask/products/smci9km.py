@@ -18,6 +18,7 @@ time. Recomputing a day gives the same values, so re-running is harmless.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -135,8 +136,14 @@ def aggregate_9km(
     block_days: int = 8,
     echo: Callable[[str], None] = print,
     method: str | None = None,
+    client: Any = None,
 ) -> pd.DatetimeIndex:
     """Write the 9 km product for the complete 1 km days in ``start..end``; returns those days.
+
+    Blocks of ``block_days`` days are independent tasks on ``client`` (else
+    on the default client of this process, else run here one after another):
+    each writes whole days (one chunk per day), and the product's
+    ``complete_days`` moves once every block has been written.
 
     ``method``: ``"mean_of_1km"`` (the mean of the 1 km product) or
     ``"predicted"`` (the 1 km product's models on covariates aggregated to 0.1
@@ -164,7 +171,9 @@ def aggregate_9km(
             f"{store.url_of(relpath)} was made by {have!r}, not {method!r}; remove it to rebuild it, or set inference.product_9km: {have}"
         )
     if method == PREDICTED_METHOD:
-        return predict_9km(store, grid, fine.attrs, times, days, relpath_1km=relpath_1km, relpath=relpath, block_days=block_days, echo=echo)
+        return predict_9km(
+            store, grid, fine.attrs, times, days, relpath_1km=relpath_1km, relpath=relpath, block_days=block_days, echo=echo, client=client
+        )
     if not exists:
         attrs = {k: v for k, v in fine.attrs.items() if k != COMPLETE_DAYS_ATTR}
         attrs.update(
@@ -179,26 +188,14 @@ def aggregate_9km(
         write_zarr(template, store, relpath, mode="w-", encoding=encoding, compute=False)
     else:
         extend_time_axis(store, relpath, times)  # the 1 km axis grew (a refresh past its end): follow it
-    tiles = grid.tiles(product_tile_size(fine))
-    ncr, ncc = grid.coarse_shape
-    for k in range(0, len(days), block_days):
-        block = days[k : k + block_days]
-        sums = np.zeros((len(block), len(cv.DEPTHS_CM), ncr, ncc), dtype=np.int64)
-        counts = np.zeros(sums.shape, dtype=np.int64)
-        for tile in tiles:
-            codes = np.asarray(fine[cv.SM].sel({cv.TIME: block}).isel({cv.LAT: tile.rows, cv.LON: tile.cols}).values, dtype=np.int16)
-            s, c = coarse_means(codes, grid, tile.rows, tile.cols)
-            sums += s
-            counts += c
-        mean_codes = np.where(counts > 0, np.rint(sums / np.maximum(counts, 1)), cv.PRODUCT_FILL).astype(np.int16)
-        coarse = dequantise(mean_codes)  # written through the CF encoding: stores exactly mean_codes
-        for run in day_ranges(block):  # contiguous runs: chunk-aligned region writes (one chunk per day)
-            run_days = pd.date_range(run[0], run[1], freq="D")
-            at = block.get_indexer(run_days)
-            t0 = int(times.get_loc(run_days[0]))
-            piece = xr.Dataset({cv.SM: ((cv.TIME, cv.DEPTH, cv.LAT, cv.LON), coarse[at])})
-            write_zarr(piece, store, relpath, mode="r+", region={cv.TIME: slice(t0, t0 + len(run_days))})
-        echo(f"[9km] {block[0]:%Y-%m-%d}..{block[-1]:%Y-%m-%d}: {len(block)} day(s) -> {store.url_of(relpath)}")
+    tile_size = product_tile_size(fine)
+    blocks = [days[k : k + block_days] for k in range(0, len(days), block_days)]
+    _map_blocks(
+        _mean_block,
+        [(store, grid, relpath_1km, relpath, times, block, tile_size) for block in blocks],
+        client,
+        lambda block: echo(f"[9km] {block[0]:%Y-%m-%d}..{block[-1]:%Y-%m-%d}: {len(block)} day(s) -> {store.url_of(relpath)}"),
+    )
     done = ranges_to_days(open_product(store, relpath).attrs.get(COMPLETE_DAYS_ATTR, [])).union(days)
     set_complete_days(store, relpath, done)
     return days
@@ -215,6 +212,7 @@ def predict_9km(
     relpath: str = PRODUCT_9KM_RELPATH,
     block_days: int = 8,
     echo: Callable[[str], None] = print,
+    client: Any = None,
 ) -> pd.DatetimeIndex:
     """The 9 km product of ``days`` predicted by the 1 km product's models from covariates at 0.1 degree (SMCI1.0's way).
 
@@ -222,13 +220,12 @@ def predict_9km(
     ``model_experiment``, ``model_checksums``: checked), the features those of
     :mod:`smci_dask.features.coarse`, the cells the land coarse cells with
     ERA5-Land values; other cells are fill. Same encoding and CF attributes
-    as the mean-of-1 km product. Memory: one block of ``block_days`` coarse
-    maps, one day's features, and one LAI composite of the fine grid at a time.
+    as the mean-of-1 km product. Blocks of days are tasks as in
+    :func:`aggregate_9km`; the models reach each worker once (the worker's
+    model cache, :func:`smci_dask.inference.tasks.load_run_models`). Memory
+    per task: one block of ``block_days`` coarse maps, one day's features,
+    and one LAI composite of the fine grid at a time.
     """
-    from smci_dask.features.build import open_feature_sources
-    from smci_dask.features.coarse import coarse_features, load_coarse_inputs
-    from smci_dask.inference.tasks import load_run_models
-
     run, experiment = fine_attrs.get("model_run"), fine_attrs.get("model_experiment")
     checksums = {int(d): str(s) for d, s in dict(fine_attrs.get("model_checksums", {})).items()}
     if not run or not experiment or not checksums:
@@ -244,28 +241,101 @@ def predict_9km(
         write_zarr(template, store, relpath, mode="w-", encoding=encoding, compute=False)
     else:
         extend_time_axis(store, relpath, times)
-    models = load_run_models(store, str(run), str(experiment), checksums)
-    sources = open_feature_sources(store)
-    ncr, ncc = grid.coarse_shape
-    depths = [int(d) for d in cv.DEPTHS_CM]
-    for k in range(0, len(days), block_days):
-        block = days[k : k + block_days]
-        inputs = load_coarse_inputs(store, sources, grid, block)
-        coarse = np.full((len(block), len(depths), ncr, ncc), np.nan, dtype=np.float32)
-        for i, day in enumerate(block):
-            feats = coarse_features(inputs, grid, pd.DatetimeIndex([day]))[0]
-            for j, depth in enumerate(depths):
-                coarse[i, j, inputs.crow, inputs.ccol] = dequantise(quantise(models[depth].predict(feats)))
-        for run_days in day_ranges(block):
-            run_idx = pd.date_range(run_days[0], run_days[1], freq="D")
-            at = block.get_indexer(run_idx)
-            t0 = int(times.get_loc(run_idx[0]))
-            piece = xr.Dataset({cv.SM: ((cv.TIME, cv.DEPTH, cv.LAT, cv.LON), coarse[at])})
-            write_zarr(piece, store, relpath, mode="r+", region={cv.TIME: slice(t0, t0 + len(run_idx))})
-        echo(f"[9km] {block[0]:%Y-%m-%d}..{block[-1]:%Y-%m-%d}: {len(block)} day(s) predicted at 0.1 degree -> {store.url_of(relpath)}")
+    blocks = [days[k : k + block_days] for k in range(0, len(days), block_days)]
+    _map_blocks(
+        _predicted_block,
+        [(store, grid, relpath, times, block, str(run), str(experiment), checksums) for block in blocks],
+        client,
+        lambda block: echo(
+            f"[9km] {block[0]:%Y-%m-%d}..{block[-1]:%Y-%m-%d}: {len(block)} day(s) predicted at 0.1 degree -> {store.url_of(relpath)}"
+        ),
+    )
     done = ranges_to_days(open_product(store, relpath).attrs.get(COMPLETE_DAYS_ATTR, [])).union(days)
     set_complete_days(store, relpath, done)
     return days
+
+
+# ------------------------------------------------------------------ blocks of days: the tasks
+def _write_days(store: Store, relpath: str, times: pd.DatetimeIndex, block: pd.DatetimeIndex, values: npt.NDArray[np.float32]) -> None:
+    """Write ``values`` (days of ``block``, depth, coarse rows, coarse cols; m3/m3) as chunk-aligned region writes."""
+    for run_days in day_ranges(block):  # contiguous runs (one chunk per day)
+        idx = pd.date_range(run_days[0], run_days[1], freq="D")
+        at = block.get_indexer(idx)
+        t0 = int(times.get_loc(idx[0]))
+        piece = xr.Dataset({cv.SM: ((cv.TIME, cv.DEPTH, cv.LAT, cv.LON), values[at])})
+        write_zarr(piece, store, relpath, mode="r+", region={cv.TIME: slice(t0, t0 + len(idx))})
+
+
+def _mean_block(
+    store: Store, grid: GridSpec, relpath_1km: str, relpath: str, times: pd.DatetimeIndex, block: pd.DatetimeIndex, tile_size: int
+) -> pd.DatetimeIndex:
+    """One block of days of the mean-of-1 km product, 1 km tile by tile (exact on the stored codes)."""
+    fine = open_zarr(store, relpath_1km, mask_and_scale=False)
+    ncr, ncc = grid.coarse_shape
+    sums = np.zeros((len(block), len(cv.DEPTHS_CM), ncr, ncc), dtype=np.int64)
+    counts = np.zeros(sums.shape, dtype=np.int64)
+    for tile in grid.tiles(tile_size):
+        codes = np.asarray(fine[cv.SM].sel({cv.TIME: block}).isel({cv.LAT: tile.rows, cv.LON: tile.cols}).values, dtype=np.int16)
+        s, c = coarse_means(codes, grid, tile.rows, tile.cols)
+        sums += s
+        counts += c
+    mean_codes = np.where(counts > 0, np.rint(sums / np.maximum(counts, 1)), cv.PRODUCT_FILL).astype(np.int16)
+    _write_days(store, relpath, times, block, dequantise(mean_codes))  # through the CF encoding: stores exactly mean_codes
+    return block
+
+
+def _predicted_block(
+    store: Store,
+    grid: GridSpec,
+    relpath: str,
+    times: pd.DatetimeIndex,
+    block: pd.DatetimeIndex,
+    run: str,
+    experiment: str,
+    checksums: dict[int, str],
+) -> pd.DatetimeIndex:
+    """One block of days of the predicted 9 km product: coarse inputs read once, features a day at a time, every depth."""
+    from smci_dask.features.build import open_feature_sources
+    from smci_dask.features.coarse import coarse_features, load_coarse_inputs
+    from smci_dask.inference.tasks import load_run_models
+
+    models = load_run_models(store, run, experiment, checksums)
+    inputs = load_coarse_inputs(store, open_feature_sources(store), grid, block)
+    depths = [int(d) for d in cv.DEPTHS_CM]
+    coarse = np.full((len(block), len(depths), *grid.coarse_shape), np.nan, dtype=np.float32)
+    for i, day in enumerate(block):
+        feats = coarse_features(inputs, grid, pd.DatetimeIndex([day]))[0]
+        for j, depth in enumerate(depths):
+            coarse[i, j, inputs.crow, inputs.ccol] = dequantise(quantise(models[depth].predict(feats)))
+    _write_days(store, relpath, times, block, coarse)
+    return block
+
+
+def _map_blocks(
+    fn: Callable[..., pd.DatetimeIndex], calls: list[tuple[Any, ...]], client: Any, done: Callable[[pd.DatetimeIndex], None]
+) -> None:
+    """``fn(*args)`` for each ``args`` of ``calls`` (one block of days each): tasks on the active client, else here in turn.
+
+    ``done`` gets each finished block (progress lines).
+    """
+    from smci_dask.cluster import active_client
+
+    client = active_client(client)
+    if client is None:
+        for args in calls:
+            done(fn(*args))
+        return
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+    futures = [client.submit(fn, *args, key=f"smci9km-{fn.__name__.strip('_')}-{i}-{token}", pure=False) for i, args in enumerate(calls)]
+    try:
+        for future in as_completed(futures):
+            done(future.result())
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
 
 
 def compare_9km(

@@ -141,3 +141,28 @@ def test_comparison_of_the_two_9km_products_against_each_other_and_the_truth(tra
     row = table[(table["depth_cm"] == 10) & (table["pair"] == "predicted vs mean_of_1km")].iloc[0]
     assert row["bias"] == pytest.approx(np.mean(a[ok] - b[ok]), abs=1e-9)
     assert 0.0 <= row["ubrmse"] < 0.1
+
+
+def test_both_9km_methods_as_cluster_tasks_equal_the_in_process_products(trained: Trained, products: dict[str, Any]) -> None:
+    """Blocks of days are tasks on a client (worker processes, their own model caches): the stored codes are the same."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit="2GiB") as cluster,
+        Client(cluster) as client,
+        get_task_stream(client) as stream,
+    ):
+        for method, here in (("predicted", PRED), ("mean_of_1km", MEAN)):
+            there = f"{here}_cluster"
+            days = aggregate_9km(
+                trained.store, trained.grid, relpath_1km=ONE_KM, relpath=there, echo=_quiet, method=method, block_days=1, client=client
+            )
+            assert list(days) == list(pd.date_range(*trained.days))
+            a = open_zarr(trained.store, here, mask_and_scale=False)
+            b = open_zarr(trained.store, there, mask_and_scale=False)
+            np.testing.assert_array_equal(a[cv.SM].values, b[cv.SM].values)
+            assert b.attrs["complete_days"] == a.attrs["complete_days"] and b.attrs["method_9km"] == method
+    names = [str(t["key"]) for t in stream.data]
+    n_days = len(pd.date_range(*trained.days))
+    assert sum(n.startswith("smci9km-predicted_block-") for n in names) == n_days  # one task per block of one day
+    assert sum(n.startswith("smci9km-mean_block-") for n in names) == n_days
