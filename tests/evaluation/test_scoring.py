@@ -127,3 +127,31 @@ def test_model_importance_of_a_lightgbm_member() -> None:
     out = model_importance({"lightgbm": booster}, {"lightgbm": 1.0}, ["a", "b", "c"]).set_index("name")
     assert out["gain"].sum() == pytest.approx(1.0) and out["split"].sum() == pytest.approx(1.0)
     assert out["gain"].idxmax() == "b" and out.loc["b", "gain"] > 0.9
+
+
+def test_bootstrap_from_cell_sums_equals_resampling_the_rows_by_hand() -> None:
+    """The intervals equal a by-definition bootstrap: the drawn cells' rows stacked (repeats included), each metric on them."""
+    from smci_dask.evaluation.metrics import METRICS
+
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 80, 25)
+    cells = np.repeat(rng.permutation(1000)[:25] * 3, sizes)  # cell ids neither dense nor sorted
+    rng.shuffle(cells)
+    obs = rng.normal(0.28, 0.06, cells.size)
+    est = 0.7 * obs + 0.1 + rng.normal(0, 0.03, cells.size) + (cells % 7) * 0.004
+    obs[rng.random(cells.size) < 0.05] = np.nan
+    est[rng.random(cells.size) < 0.05] = np.nan
+    metrics = ["ubrmse", "rmse", "bias", "r", "r2", "mae"]
+    got = bootstrap_intervals(est, obs, cells, metrics, draws=48, seed=3)
+
+    ids = np.unique(cells)
+    draw_rng = np.random.default_rng(3)  # the same draws: batches of 16 rows of cell positions
+    samples: dict[str, list[float]] = {m: [] for m in metrics}
+    for _ in range(3):
+        for pick in draw_rng.integers(0, ids.size, size=(16, ids.size)):
+            rows = np.concatenate([np.flatnonzero(cells == ids[j]) for j in pick])
+            for m in metrics:
+                samples[m].append(float(METRICS[m](est[rows], obs[rows])))
+    for m in metrics:
+        want = np.percentile(np.array(samples[m]), [2.5, 97.5])
+        np.testing.assert_allclose(got[m], want, rtol=1e-9, atol=1e-12, err_msg=m)
