@@ -205,12 +205,15 @@ def _importance(
         m.insert(0, "depth", int(d))
         m.insert(0, "experiment", name)
         own.append(m)
-    args = [(store, run, name, d, X, y, ev.importance_repeats, ev.seed) for d, (X, y) in jobs.items()]
-    if client is not None and args:
-        futures = [client.submit(_depth_permutation, *a, key=f"importance-{name}-{a[3]}cm-{run}", pure=False) for a in args]
+    reps, seed = ev.importance_repeats, ev.seed
+    if client is not None and jobs:
+        futures = [
+            client.submit(_depth_permutation, store, run, name, d, X, y, reps, seed, key=f"importance-{name}-{d}cm-{run}", pure=False)
+            for d, (X, y) in jobs.items()
+        ]
         tables = client.gather(futures)
     else:
-        tables = [permutation_importance(models[a[3]].predict, a[4], a[5], repeats=a[6], seed=a[7]) for a in args]
+        tables = [permutation_importance(models[d].predict, X, y, repeats=reps, seed=seed) for d, (X, y) in jobs.items()]
     perm = []
     for d, p in zip(jobs, tables, strict=True):
         p.insert(0, "depth", d)

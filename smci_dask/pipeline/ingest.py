@@ -626,8 +626,6 @@ def _raise_if_unreadable(files: Sequence[InputFile], inputs: _LocalInputs) -> No
 
 
 # ------------------------------------------------------------------ running tasks
-
-
 def _run_tasks(fn: Callable[[T], R], jobs: Sequence[T], on_result: Callable[[int, R], None]) -> list[R]:
     """``fn(job)`` for every job as one task: on the active dask.distributed client, else one after another here.
 
