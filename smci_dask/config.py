@@ -288,6 +288,7 @@ class InferenceConfig(_Strict):
     experiment: str = "final"
     last_days: int | None = Field(None, ge=1)
     product_9km: Literal["predicted", "mean_of_1km"] = "predicted"
+    uncertainty: bool = False
 
 
 class SyntheticConfig(_Strict):

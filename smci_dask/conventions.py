@@ -157,6 +157,7 @@ KOPPEN_CLASSES: Final[dict[int, str]] = {
 
 #: Soil-moisture variable names.
 SM: Final = "sm"  # m3/m3
+SM_SPREAD: Final = "sm_spread"  # m3/m3, spread of the trees (inference.uncertainty)
 SM_TRUTH: Final = "sm_truth"
 
 # ---------------------------------------------------------------- products

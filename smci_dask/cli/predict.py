@@ -56,6 +56,12 @@ def _bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 )
 @click.option("--time-block", type=int, default=None, help="Days per task (config inference.time_block).")
 @click.option(
+    "--uncertainty/--no-uncertainty",
+    default=None,
+    help="Also write sm_spread, the spread of the trees (config inference.uncertainty; fixed when the product is created; "
+    "~2x the predict time) [default: from the config].",
+)
+@click.option(
     "--cluster/--no-cluster",
     default=True,
     show_default=True,
@@ -73,6 +79,7 @@ def predict_cmd(
     region: str | None,
     tile_size: int | None,
     time_block: int | None,
+    uncertainty: bool | None,
     cluster: bool,
     fmt: str,
 ) -> None:
@@ -90,6 +97,9 @@ def predict_cmd(
       sm (time, depth, lat, lon)  int16 in 0.001 m3/m3, fill -999 (SMCI1.0),
                                   CF attributes: scale_factor, units m3 m-3,
                                   depth/lat/lon bounds, grid mapping crs
+      sm_spread (same)            with --uncertainty: the weighted standard
+                                  deviation of every tree's prediction (all
+                                  members' trees pooled; not a calibrated error)
       attributes                  model run and checksums, code version,
                                   inputs, complete_days
     Re-running skips the chunks already written (a killed run resumes where
@@ -104,7 +114,7 @@ def predict_cmd(
         overrides["store"] = {"root": store_url}
     if region is not None:
         overrides["region"] = {"name": region}
-    inference = {k: v for k, v in (("tile_size", tile_size), ("time_block", time_block)) if v is not None}
+    inference = {k: v for k, v in (("tile_size", tile_size), ("time_block", time_block), ("uncertainty", uncertainty)) if v is not None}
     if inference:
         overrides["inference"] = inference
     cfg = state.config(overrides or None)

@@ -58,7 +58,7 @@ from smci_dask.features.build import ERA5_RELPATH, open_feature_sources
 from smci_dask.grid import get_region, grid_for
 from smci_dask.grid.spec import GridSpec, Tile
 from smci_dask.inference.tasks import PredictTask, TaskContext, TaskResult, run_task
-from smci_dask.io import Store
+from smci_dask.io import Store, zarr_exists
 from smci_dask.models.store import CARD_NAME, load_card, model_checksum, model_dir
 from smci_dask.products.smci1km import (
     PRODUCT_1KM_RELPATH,
@@ -252,6 +252,7 @@ def predict_product(
     experiment: str | None = None,
     relpath: str = PRODUCT_1KM_RELPATH,
     checkpoint: Callable[[TaskResult], None] | None = None,
+    follow_product: bool = False,
 ) -> PredictReport:
     """Predict the 1 km product for ``start..end`` (every land cell, all 10 depths) into ``relpath``.
 
@@ -280,6 +281,10 @@ def predict_product(
         Called in this process with each finished task's :class:`TaskResult`
         after its chunks and marker are written (a test hook: raising here
         stops the run as a crash would).
+    follow_product : bool
+        An existing product keeps whether it holds ``sm_spread``, whatever
+        ``inference.uncertainty`` says (the refresh); default: a product that
+        does not match the setting is an error naming the fix.
 
     Returns
     -------
@@ -318,7 +323,11 @@ def predict_product(
         "era5land_interpolation": cfg.inference.interpolation,
         "time_block_days": cfg.inference.time_block,
     }
-    product = create_product(store, relpath, grid, period, tile_size=cfg.inference.tile_size, attrs=attrs)
+    want_spread: bool | None = cfg.inference.uncertainty
+    if follow_product and zarr_exists(store, relpath):
+        want_spread = None
+    product = create_product(store, relpath, grid, period, tile_size=cfg.inference.tile_size, attrs=attrs, uncertainty=want_spread)
+    with_spread = cv.SM_SPREAD in product.data_vars
     tile_size = product_tile_size(product)
     time_block = int(product.attrs.get("time_block_days", cfg.inference.time_block))
     all_tiles = grid.tiles(tile_size)
@@ -326,13 +335,24 @@ def predict_product(
     done = _done_by_tile(store, relpath)
     tasks, skipped = plan_tasks(tiles, days, period[0], time_block, done)
     ctx = TaskContext(
-        store, relpath, grid, run, experiment, checksums, period[0], cfg.inference.interpolation, cfg.inference.write_days, uuid.uuid4().hex
+        store,
+        relpath,
+        grid,
+        run,
+        experiment,
+        checksums,
+        period[0],
+        cfg.inference.interpolation,
+        cfg.inference.write_days,
+        uuid.uuid4().hex,
+        uncertainty=with_spread,
     )
     report = PredictReport(store.url_of(relpath), run, days, len(tasks) + skipped, len(tasks), skipped)
     model_mb = sum(int(m.get("bytes", 0)) for c in cards.values() for m in c["members"].values()) / 2**20
     echo(
         f"[predict] {len(days)} day(s) x {len(tiles)} tile(s) of {tile_size} x {tile_size} cells: {len(tasks)} task(s) to run, "
         f"{skipped} already written; models {run}/{experiment} ({model_mb:.0f} MB of model files, loaded once per worker)"
+        + (f"; with {cv.SM_SPREAD} (spread of the trees)" if with_spread else "")
     )
     for i, result in enumerate(_execute(ctx, tasks, client, sources), start=1):
         report.land_cell_days += result.cell_days

@@ -7,7 +7,8 @@ window of coarse ERA5-Land cells the tile reads, with the 27 look-back days
 of the precipitation sums), and then, **one day at a time**, builds that
 day's features with the one feature function
 (:func:`smci_dask.features.build_features`, the function training uses),
-predicts every depth and quantises. Every ``write_days`` days the buffered
+predicts every depth and quantises (and, for a product with ``sm_spread``,
+the spread of the trees, :meth:`~smci_dask.models.Ensemble.predict_spread`). Every ``write_days`` days the buffered
 days are written as one chunk-aligned region of the product, so memory is
 bounded by the tile, not by the time block. The models come from
 :func:`smci_dask.models.store.load_model_cached`: each worker process reads
@@ -71,6 +72,7 @@ class TaskContext:
     interpolation: cv.Interpolation = "nearest"
     write_days: int = 8
     token: str = ""  # unique per run: workers open the covariate stores once per run (see open_sources_cached)
+    uncertainty: bool = False  # also write sm_spread (the product holds it)
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ def run_task(ctx: TaskContext, task: PredictTask, *, sources: FeatureSources | N
     TaskResult
     """
     seconds = {"read": 0.0, "features": 0.0, "predict": 0.0, "write": 0.0}
+    if ctx.uncertainty:
+        seconds["spread"] = 0.0
     t = time.perf_counter()
     with dask.config.set(scheduler="synchronous"):  # inside a task: never nest a second scheduler
         sources = sources if sources is not None else open_sources_cached(ctx)
@@ -242,6 +246,7 @@ def run_task(ctx: TaskContext, task: PredictTask, *, sources: FeatureSources | N
     regions = 0
     for run_days in _runs(task.days, max(1, ctx.write_days)) if inputs.rows.size else []:
         buffer = np.full((len(run_days), len(depths), ny * nx), np.nan, dtype=np.float32)
+        spread = np.full_like(buffer, np.nan) if ctx.uncertainty else None
         for k, day in enumerate(run_days):
             t = time.perf_counter()
             feats = tile_features(inputs, ctx.grid, pd.DatetimeIndex([day]), ctx.interpolation)[0]
@@ -250,9 +255,22 @@ def run_task(ctx: TaskContext, task: PredictTask, *, sources: FeatureSources | N
             for j, depth in enumerate(depths):
                 buffer[k, j, inputs.local] = dequantise(quantise(models[depth].predict(feats)))
             seconds["predict"] += time.perf_counter() - t
+            if spread is not None:
+                t = time.perf_counter()
+                for j, depth in enumerate(depths):
+                    spread[k, j, inputs.local] = dequantise(quantise(models[depth].predict_spread(feats)))
+                seconds["spread"] += time.perf_counter() - t
         t = time.perf_counter()
         t0 = int((run_days[0] - ctx.origin).days)
-        write_product_region(ctx.store, ctx.relpath, buffer.reshape(len(run_days), len(depths), ny, nx), t0=t0, tile=task.tile)
+        shape = (len(run_days), len(depths), ny, nx)
+        write_product_region(
+            ctx.store,
+            ctx.relpath,
+            buffer.reshape(shape),
+            t0=t0,
+            tile=task.tile,
+            spread=None if spread is None else spread.reshape(shape),
+        )
         regions += 1
         seconds["write"] += time.perf_counter() - t
     t = time.perf_counter()

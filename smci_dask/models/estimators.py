@@ -404,6 +404,74 @@ def tree_leaves(model: Any) -> np.ndarray:
     return np.array([est.tree_.n_leaves for est in booster.estimators_], dtype=np.int64)
 
 
+# ================================================================== the trees one by one
+#: Rows per pass of :meth:`Ensemble.predict_spread` (bounds the leaf-index matrix: rows x trees int32).
+SPREAD_CHUNK_ROWS: Final[int] = 16384
+
+
+def leaf_values(model: Any) -> list[np.ndarray]:
+    """Leaf values of every tree of a fitted member, as one array per tree indexed as the library's ``pred_leaf`` output.
+
+    LightGBM: ``leaf_value`` of each tree in the text model (indexed by leaf
+    index). XGBoost: ``split_conditions`` of each tree in the JSON model
+    (indexed by node id; at a leaf it holds the leaf's value, already scaled
+    by the forest's ``1 / num_parallel_tree``), then one more array holding
+    the model's intercept (``base_score``: the margin every prediction starts
+    from, the prediction itself for squared error). scikit-learn: not used
+    (its trees predict one by one).
+    """
+    lib, booster = _booster(model)
+    if lib == "lightgbm":
+        import re
+
+        text = booster.model_to_string()
+        return [np.array(v.split(), dtype=np.float64) for v in re.findall(r"^leaf_value=(.*)$", text, flags=re.MULTILINE)]
+    if lib == "xgboost":
+        import json
+
+        learner = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]
+        intercept = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))  # "[2.9E-1]" (XGBoost 3) or "2.9E-1"
+        trees = [np.asarray(t["split_conditions"], dtype=np.float64) for t in learner["gradient_booster"]["model"]["trees"]]
+        return [*trees, np.array([intercept])]
+    raise InputError("leaf_values: scikit-learn forests predict tree by tree (tree_predictions)")
+
+
+def tree_predictions(model: Any, X: np.ndarray, *, leaves: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Each tree's own prediction, ``(n_rows, n_trees)`` float64 in target units (m3/m3): the forest is their mean.
+
+    A tree's own prediction is what the tree would predict as a forest of
+    one: LightGBM (rf mode averages its trees) the leaf value; XGBoost (one
+    round of ``num_parallel_tree`` trees whose leaves carry ``1 /
+    num_parallel_tree``) the model's intercept plus ``num_parallel_tree`` x
+    the leaf value; scikit-learn each estimator's ``predict``. An
+    :class:`OffsetModel` adds its offset column to every tree. The mean over
+    trees equals :func:`predict_member` (to rounding).
+
+    ``leaves``: :func:`leaf_values` of ``model`` if already computed (it parses the model).
+    """
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if isinstance(model, OffsetModel):
+        return tree_predictions(model.model, X, leaves=leaves) + X[:, model.column].astype(np.float64)[:, None]
+    lib, booster = _booster(model)
+    if lib == "sklearn":
+        return np.stack([est.predict(X) for est in booster.estimators_], axis=1).astype(np.float64)
+    values = list(leaves) if leaves is not None else leaf_values(model)
+    if lib == "lightgbm":
+        index = np.asarray(booster.predict(X, pred_leaf=True, num_threads=int(booster.params.get("num_threads", 1))), dtype=np.int64)
+        return np.stack([values[t][index[:, t]] for t in range(index.shape[1])], axis=1)
+    import xgboost as xgb
+
+    nthread = int(getattr(model, "n_jobs", None) or 1)
+    index = np.asarray(booster.predict(xgb.DMatrix(X, nthread=nthread), pred_leaf=True), dtype=np.int64).reshape(len(X), -1)
+    rounds = booster.num_boosted_rounds()
+    if rounds != 1 or len(values) != index.shape[1] + 1:
+        raise InputError(f"tree_predictions: an XGBoost random forest has one boosting round; this model has {rounds}")
+    raw = np.stack([values[t][index[:, t]] for t in range(index.shape[1])], axis=1)
+    return float(values[-1][0]) + raw.shape[1] * raw
+
+
 def fit_weights(member_predictions: Mapping[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
     """Non-negative weights summing to 1 that best combine out-of-fold predictions (least squares).
 
@@ -440,6 +508,7 @@ class Ensemble:
     method: EnsembleMethod = "mean"
     weights: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    _leaves: dict[str, list[np.ndarray]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.members:
@@ -473,6 +542,35 @@ class Ensemble:
         """The weighted mean of the members' predictions."""
         preds = self.predict_members(X)
         return np.sum([self.weights[n] * p for n, p in preds.items()], axis=0)
+
+    def predict_spread(self, X: Any, *, chunk_rows: int = SPREAD_CHUNK_ROWS) -> np.ndarray:
+        """Spread of the trees (m3/m3): the weighted standard deviation of every tree's own prediction.
+
+        The trees of all members are pooled, each tree weighted by its
+        member's ensemble weight divided by the member's number of trees, so
+        the weighted mean of the trees is :meth:`predict`; the spread is the
+        square root of the weighted mean squared departure from it (a
+        population standard deviation). It measures how much the forests'
+        trees disagree for that row (a row far from the training data, or
+        where the training targets scatter, spreads more); it is not a
+        calibrated error bar. Rows are taken ``chunk_rows`` at a time so the
+        per-tree matrix stays small.
+        """
+        X = self._matrix(X)
+        out = np.empty(len(X), dtype=np.float64)
+        for a in range(0, len(X), max(1, int(chunk_rows))):
+            part = X[a : a + max(1, int(chunk_rows))]
+            total = np.zeros(len(part))
+            square = np.zeros(len(part))
+            for name, model in self.members.items():
+                if name not in self._leaves and _booster(model)[0] != "sklearn":
+                    self._leaves[name] = leaf_values(model)
+                trees = tree_predictions(model, part, leaves=self._leaves.get(name))
+                w = self.weights[name] / trees.shape[1]
+                total += w * trees.sum(axis=1)
+                square += w * np.square(trees).sum(axis=1)
+            out[a : a + len(part)] = np.sqrt(np.maximum(square - np.square(total), 0.0))
+        return out
 
 
 def make_ensemble(

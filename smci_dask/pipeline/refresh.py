@@ -622,7 +622,7 @@ def _predict(
     stretches = day_ranges(todo)
     for first, last in stretches:
         lease.check()  # the product's complete days move at the end of each stretch: only while the lease is ours
-        predict_product(wide, store, start=first, end=last, run=run, client=client, echo=echo, checkpoint=each_task)
+        predict_product(wide, store, start=first, end=last, run=run, client=client, echo=echo, checkpoint=each_task, follow_product=True)
     _point("predicted", checkpoint)
     return run
 

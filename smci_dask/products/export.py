@@ -55,15 +55,19 @@ def _file_dataset(product: xr.Dataset, days: pd.DatetimeIndex) -> tuple[xr.Datas
     """
     ds = product.sel({cv.TIME: days}).load()
     ny, nx = ds.sizes[cv.LAT], ds.sizes[cv.LON]
-    encoding = {
-        cv.SM: {
+    encoding: dict[str, Any] = {
+        name: {  # sm, and sm_spread where the product holds it: the same int16 codes
             "dtype": cv.PRODUCT_DTYPE,
             "_FillValue": np.int16(cv.PRODUCT_FILL),
             "scale_factor": cv.PRODUCT_SCALE,
             "zlib": True,
             "complevel": 4,
             "chunksizes": (1, 1, min(NC_CHUNK, ny), min(NC_CHUNK, nx)),
-        },
+        }
+        for name in (cv.SM, cv.SM_SPREAD)
+        if name in ds.data_vars
+    }
+    encoding |= {
         cv.TIME: {"units": f"days since {days[0]:%Y-%m-%d}", "calendar": "proleptic_gregorian", "dtype": "int32"},
     }
     for name in ds.variables:

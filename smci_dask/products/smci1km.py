@@ -14,6 +14,11 @@ attributes hold the provenance: model run and experiment, the model
 checksum of every depth, the code version, the input stores, the region, and
 ``complete_days`` (ISO ranges of the days every tile holds).
 
+With ``inference.uncertainty`` the product also holds ``sm_spread`` (same
+dims, chunks and encoding): the spread of the forests' trees at that cell and
+day (:meth:`smci_dask.models.Ensemble.predict_spread`), named in ``sm``'s
+``ancillary_variables``. Whether a product has it is fixed when it is created.
+
 Chunks and writes
 -----------------
 Chunks are ``(1 day, 10 depths, tile, tile)`` with ``tile`` the inference
@@ -65,6 +70,7 @@ COMPLETE_DAYS_ATTR: Final = "complete_days"
 #: CF standard name of volumetric soil water content.
 SM_STANDARD_NAME: Final = "volume_fraction_of_condensed_water_in_soil"
 SM_LONG_NAME: Final = "Volumetric soil moisture of the layer (SMCI1.0 method, 1 km)"
+SPREAD_LONG_NAME: Final = "Spread of the random forests' trees: weighted standard deviation of the per-tree soil moisture"
 _MARKER_RE: Final = re.compile(r"^b(\d+)_y(\d+)_x(\d+)_(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})$")
 
 
@@ -122,7 +128,9 @@ def _crs_attrs() -> dict[str, Any]:
     }
 
 
-def make_product_template(grid: GridSpec, times: pd.DatetimeIndex, *, tile_size: int, attrs: Mapping[str, Any]) -> xr.Dataset:
+def make_product_template(
+    grid: GridSpec, times: pd.DatetimeIndex, *, tile_size: int, attrs: Mapping[str, Any], uncertainty: bool = False
+) -> xr.Dataset:
     """Lazy all-fill product Dataset with full coordinates and CF metadata (the Zarr template, never computed).
 
     Parameters
@@ -135,6 +143,8 @@ def make_product_template(grid: GridSpec, times: pd.DatetimeIndex, *, tile_size:
         Spatial chunk edge, 1 km cells (the inference tile).
     attrs : mapping
         Root attributes (provenance), merged over the CF basics.
+    uncertainty : bool
+        Also hold ``sm_spread`` (the spread of the trees).
     """
     import dask.array as dsa
 
@@ -165,6 +175,20 @@ def make_product_template(grid: GridSpec, times: pd.DatetimeIndex, *, tile_size:
         "valid_max": 1.0,
         "comment": "stored as int16 in 0.001 m3 m-3 (scale_factor 0.001), fill -999, as SMCI1.0",
     }
+    if uncertainty:
+        ds[cv.SM_SPREAD] = ds[cv.SM].copy()
+        ds[cv.SM].attrs["ancillary_variables"] = cv.SM_SPREAD
+        ds[cv.SM_SPREAD].attrs = {
+            "long_name": SPREAD_LONG_NAME,
+            "units": "m3 m-3",
+            "grid_mapping": "crs",
+            "valid_min": 0.0,
+            "valid_max": 1.0,
+            "comment": (
+                "standard deviation of every tree's own prediction, the trees of all ensemble members pooled and weighted "
+                "so that their mean is sm; how much the trees disagree, not a calibrated error; int16 in 0.001 m3 m-3, fill -999"
+            ),
+        }
     ds[cv.TIME].attrs = {"standard_name": "time", "long_name": "day (daily mean)", "axis": "T"}
     ds[cv.DEPTH].attrs = {
         "standard_name": "depth",
@@ -191,21 +215,37 @@ def make_product_template(grid: GridSpec, times: pd.DatetimeIndex, *, tile_size:
 
 
 def create_product(
-    store: Store, relpath: str, grid: GridSpec, times: pd.DatetimeIndex, *, tile_size: int, attrs: Mapping[str, Any]
+    store: Store,
+    relpath: str,
+    grid: GridSpec,
+    times: pd.DatetimeIndex,
+    *,
+    tile_size: int,
+    attrs: Mapping[str, Any],
+    uncertainty: bool | None = False,
 ) -> xr.Dataset:
     """Create the product template once; return the opened product (existing or new).
 
     An existing product must have the same grid and time axis; its provenance
     keys ``model_run`` and ``model_checksums`` must equal ``attrs``' (a product
-    never mixes two model runs). Raises :class:`InputError` naming the fix.
+    never mixes two model runs), and it must hold ``sm_spread`` exactly when
+    ``uncertainty`` is true (``None``: whatever it holds). Raises
+    :class:`InputError` naming the fix.
     """
     if zarr_exists(store, relpath):
         ds = open_zarr(store, relpath, mask_and_scale=False)
         _check_same(ds, store, relpath, grid, times, attrs)
+        has = cv.SM_SPREAD in ds.data_vars
+        if uncertainty is not None and has != bool(uncertainty):
+            raise InputError(
+                f"product {store.url_of(relpath)} was created {'with' if has else 'without'} {cv.SM_SPREAD} (inference.uncertainty "
+                f"{str(has).lower()}); set inference.uncertainty back to {str(has).lower()}, or remove {store.url_of(relpath)} "
+                f"(and its {MARKERS_SUFFIX} folder) to make it again, or write to another store"
+            )
         return ds
-    template = make_product_template(grid, times, tile_size=tile_size, attrs=attrs)
+    template = make_product_template(grid, times, tile_size=tile_size, attrs=attrs, uncertainty=bool(uncertainty))
     encoding = {
-        cv.SM: _sm_encoding(product_chunks(grid, tile_size)),
+        **{name: _sm_encoding(product_chunks(grid, tile_size)) for name in template.data_vars},
         cv.TIME: {"units": f"days since {times[0]:%Y-%m-%d}", "calendar": "proleptic_gregorian", "dtype": "int32"},
     }
     write_zarr(template, store, relpath, mode="w-", encoding=encoding, compute=False)
@@ -292,14 +332,26 @@ def product_tile_size(ds: xr.Dataset) -> int:
 
 
 # ================================================================== region writes
-def write_product_region(store: Store, relpath: str, values: npt.NDArray[np.float32], *, t0: int, tile: Tile) -> None:
+def write_product_region(
+    store: Store,
+    relpath: str,
+    values: npt.NDArray[np.float32],
+    *,
+    t0: int,
+    tile: Tile,
+    spread: npt.NDArray[np.float32] | None = None,
+) -> None:
     """Write ``values`` (days, depth, tile rows, tile cols), m3/m3 with NaN, at day index ``t0`` and ``tile``.
 
     Values should come from :func:`dequantise` so that the stored codes are
     exactly :func:`quantise` of the prediction. Chunk aligned: the region is
-    whole days x all depths x one tile.
+    whole days x all depths x one tile. ``spread``: ``sm_spread`` of the same
+    region (same shape and encoding), for a product created with it.
     """
-    piece = xr.Dataset({cv.SM: ((cv.TIME, cv.DEPTH, cv.LAT, cv.LON), values)})
+    dims = (cv.TIME, cv.DEPTH, cv.LAT, cv.LON)
+    piece = xr.Dataset({cv.SM: (dims, values)})
+    if spread is not None:
+        piece[cv.SM_SPREAD] = (dims, spread)
     region = {
         cv.TIME: slice(t0, t0 + values.shape[0]),
         cv.DEPTH: slice(0, values.shape[1]),

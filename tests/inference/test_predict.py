@@ -98,12 +98,17 @@ def test_only_land_cells_have_values(trained: Trained, product_a: Any) -> None:
 def test_station_cell_day_values_equal_the_ensemble_on_the_training_rows(trained: Trained, product_a: Any) -> None:
     """Independent path: the training table's feature row (features_at_cells) -> model.predict -> codes."""
     raw = _raw(trained.store, A)[cv.SM]
-    rows = trained.table[trained.table[cv.TIME].between(*DAYS)]
+    _check_codes_at_training_rows(trained, raw, DAYS, "predict")
+
+
+def _check_codes_at_training_rows(trained: Trained, codes: xr.DataArray, days: tuple[str, str], method: str) -> None:
+    """The stored codes at every training-table row of ``days`` equal ``rint(1000 x model.<method>(the row's features))``."""
+    rows = trained.table[trained.table[cv.TIME].between(*days)]
     assert len(rows) > 20 and rows["depth_cm"].nunique() > 3
     for depth, part in rows.groupby("depth_cm"):
         model = load_model(trained.store, RUN, "final", int(depth), features=FEATURE_NAMES)
-        want = np.rint(model.predict(part[list(FEATURE_NAMES)].to_numpy(np.float32)) * 1000).astype(np.int16)
-        got = raw.isel(
+        want = np.rint(getattr(model, method)(part[list(FEATURE_NAMES)].to_numpy(np.float32)) * 1000).astype(np.int16)
+        got = codes.isel(
             {
                 cv.TIME: xr.DataArray((pd.DatetimeIndex(part[cv.TIME]) - pd.Timestamp("2019-01-01")).days.to_numpy(), dims="p"),
                 cv.DEPTH: cv.DEPTHS_CM.index(int(depth)),
@@ -111,7 +116,7 @@ def test_station_cell_day_values_equal_the_ensemble_on_the_training_rows(trained
                 cv.LON: xr.DataArray(part["col"].to_numpy(), dims="p"),
             }
         ).values
-        assert np.array_equal(got, want), f"depth {depth}: product {got[got != want]} vs model {want[got != want]}"
+        assert np.array_equal(got, want), f"depth {depth}: product {got[got != want]} vs model.{method} {want[got != want]}"
 
 
 def test_per_day_features_of_a_task_equal_the_tile_feature_function(trained: Trained) -> None:
@@ -345,3 +350,46 @@ def test_demo_step_predicts_the_last_covered_days_with_figure_9km_and_truth_scor
     assert Path(out["product map figure"]).is_file() and store.exists(f"reports/{RUN}/map_vs_truth.csv")
     assert sum("cm  ours ubRMSE" in line for line in lines) == 10
     assert store.exists(f"reports/{RUN}/smci_9km_methods.csv") and sum("cm  predicted " in line for line in lines) == 10
+
+
+# ---------------------------------------------------------------- per-cell uncertainty (inference.uncertainty)
+def test_uncertainty_writes_the_spread_of_the_trees_beside_an_unchanged_sm(trained: Trained, product_a: Any) -> None:
+    """sm_spread at station cell-days equals the ensemble's spread of the training row's features; sm is the plain product's."""
+    from smci_dask.products.export import export_netcdf
+
+    u = "product/u"
+    cfg = trained.config(uncertainty=True)
+    days = (DAYS[0], "2020-03-02")
+    report = predict_product(cfg, trained.store, start=days[0], end=days[1], echo=_quiet, relpath=u)
+    assert report.tasks_run == 4  # four tiles, one time block
+    raw = _raw(trained.store, u)
+    spread, sm = raw[cv.SM_SPREAD], raw[cv.SM]
+    assert spread.dtype == np.int16 and spread.encoding["chunks"] == (1, 10, 32, 32)
+    assert spread.attrs["units"] == "m3 m-3" and spread.attrs["scale_factor"] == 0.001 and spread.attrs["_FillValue"] == -999
+    assert "standard deviation" in spread.attrs["comment"] and sm.attrs["ancillary_variables"] == cv.SM_SPREAD
+
+    # sm unchanged by asking for the spread; the spread where sm has values, and only there
+    def box(da: xr.DataArray) -> np.ndarray:
+        return da.sel({cv.TIME: slice(*days)}).values
+
+    assert np.array_equal(box(sm), box(_raw(trained.store, A)[cv.SM]))
+    codes = box(spread)
+    land = box(sm) != cv.PRODUCT_FILL
+    assert np.array_equal(codes != cv.PRODUCT_FILL, land) and land.any()
+    assert codes[land].max() > 0 and codes[land].max() < 100  # m3/m3 spreads of tens of 0.001 at most
+    # independent path: the training table's feature rows (station cell-days) -> predict_spread -> codes
+    _check_codes_at_training_rows(trained, spread, days, "predict_spread")
+    # the setting is fixed when the product is created: a mismatch names the fix
+    with pytest.raises(InputError, match=r"created with sm_spread .*set inference.uncertainty back to true"):
+        predict_product(trained.config(), trained.store, start=days[0], end=days[1], echo=_quiet, relpath=u)
+    with pytest.raises(InputError, match=r"created without sm_spread"):
+        predict_product(cfg, trained.store, start=DAYS[0], end=DAYS[1], echo=_quiet, relpath=A)
+    # ... and the refresh follows the product
+    again = predict_product(trained.config(), trained.store, start=days[0], end=days[1], echo=_quiet, relpath=u, follow_product=True)
+    assert again.tasks_run == 0
+    # the NetCDF export carries it with the same codes
+    (year,) = export_netcdf(trained.store, start=days[0], end=days[1], period="year", relpath=u, out_relpath="exports/u", echo=_quiet)
+    exported = xr.open_dataset(year, engine="netcdf4", mask_and_scale=False)
+    assert np.array_equal(exported[cv.SM_SPREAD].values, codes)
+    assert exported[cv.SM_SPREAD].attrs["units"] == "m3 m-3"
+    exported.close()
