@@ -107,6 +107,7 @@ class SearchConfig(_Strict):
     profile: str = "paper"
     engine: Literal["tasks", "dask-ml"] = "tasks"
     strategy: Literal["grid", "halving"] = "grid"
+    eta: int = Field(4, ge=2)
     cv: Literal["grouped_station", "random", "grouped_year"] = "grouped_station"
     max_features: list[int] = Field(default_factory=lambda: [1, 5, 10, 15, 20, 25])
     min_samples_leaf: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25])
@@ -125,7 +126,7 @@ class SearchConfig(_Strict):
 
 #: Keys a search profile may set: top-level model keys and model.search keys.
 _PROFILE_MODEL_KEYS = ("n_estimators", "subsample", "max_depth", "members", "ensemble")
-_PROFILE_SEARCH_KEYS = ("engine", "strategy", "cv", "max_features", "min_samples_leaf", "n_folds", "n_iter", "cv_optimism", "seed")
+_PROFILE_SEARCH_KEYS = ("engine", "strategy", "eta", "cv", "max_features", "min_samples_leaf", "n_folds", "n_iter", "cv_optimism", "seed")
 
 
 def _packaged_profiles() -> dict[str, dict[str, Any]]:

@@ -553,6 +553,7 @@ def search_from_config(
             min_samples_leaf=msls,
             client=client,
             progress=progress,
+            eta=int(getattr(s, "eta", 3)),
             **fixed_from_config(model_cfg, offset_column),
         )
     return search_hyperparameters(

@@ -99,3 +99,19 @@ def test_schedule_shape_and_errors() -> None:
     assert halving_schedule(2, n_estimators=50, final_candidates=2) == [halving.Round(0, 2, 50, 1.0)]
     with pytest.raises(ConfigError, match="eta"):
         halving_schedule(10, n_estimators=50, eta=1)
+
+
+def test_the_configured_eta_shapes_the_rounds_of_smci_train(problem: dict[str, Any]) -> None:
+    """``model.search.eta`` reaches the halving of search_from_config: 16 cells -> 4 -> 1 with eta 4, 16 -> 6 -> 2 with eta 3."""
+    from smci_dask.config import ModelConfig
+    from smci_dask.models.search import search_from_config
+
+    for eta, counts in ((4, [16, 4, 1]), (3, [16, 6, 2])):
+        cfg = ModelConfig(
+            members=["xgboost"], n_estimators=12, search={"strategy": "halving", "eta": eta, "max_features": GRID["max_features"],
+                                                          "min_samples_leaf": GRID["min_samples_leaf"]}
+        )  # fmt: skip
+        res = search_from_config(problem["X"], problem["y"], problem["folds"], cfg)
+        assert res.rounds.groupby("round")["max_features"].size().tolist() == counts
+    with pytest.raises(ValueError, match="eta"):
+        ModelConfig(search={"eta": 1})
