@@ -12,9 +12,17 @@ task starts (as a worker's cache holds them).
 
 Peak memory per task = the highest RSS sampled every 5 ms during the task
 minus the RSS just before it (inputs and models already in memory); the
-models' own RSS is reported beside it. Prints one JSON line.
+models' own RSS is reported beside it.
 
-Usage: python benchmarks/bench_inference.py [--tiles 128 256 512] [--days 8 32] [--trees 20]
+Projection: the whole-task rate (read, features, 10 depths predicted, write;
+land cell-days per second on one core) turned into core-hours for the full
+SMCI1.0 China product (:data:`CHINA_LAND_CELLS` x :data:`CHINA_DAYS`) and for
+one new day of it. Prediction time grows with the trees (and their depth),
+so the projection holds for the ``--trees`` measured; run it with the trees
+the product will use. ``--uncertainty`` also writes ``sm_spread`` (the spread
+of the trees) and reports its share. Prints one JSON line.
+
+Usage: python benchmarks/bench_inference.py [--tiles 128 256 512] [--days 8 32] [--trees 20] [--uncertainty]
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ from smci_dask import conventions as cv
 #: The synthetic region: 4.5 x 4.5 degrees = 540 x 540 cells (room for one 512 x 512 tile).
 BBOX = (110.0, 30.0, 114.5, 34.5)
 FIRST_DAY = pd.Timestamp("2020-03-01")
+#: Land cells of the China 1 km grid (SMCI1.0's domain) and days of its 2010-2020 product.
+CHINA_LAND_CELLS = 9_600_000
+CHINA_DAYS = 4018
 
 
 def _sources(grid: Any, days: pd.DatetimeIndex) -> Any:
@@ -84,7 +95,7 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _one(root: str, tile_size: int, n_days: int, out: Any) -> None:
+def _one(root: str, tile_size: int, n_days: int, uncertainty: bool, out: Any) -> None:
     """Run one task in this (fresh) process; put the figures on ``out``."""
     from smci_dask.grid.spec import GridSpec
     from smci_dask.inference.tasks import PredictTask, TaskContext, load_run_models, run_task
@@ -97,14 +108,14 @@ def _one(root: str, tile_size: int, n_days: int, out: Any) -> None:
     days = pd.date_range(FIRST_DAY, periods=n_days, freq="D")
     period = pd.date_range(FIRST_DAY, periods=64, freq="D")
     relpath = f"product/t{tile_size}_d{n_days}"
-    create_product(store, relpath, grid, period, tile_size=tile_size, attrs={})
+    create_product(store, relpath, grid, period, tile_size=tile_size, attrs={}, uncertainty=uncertainty)
     sources = _sources(grid, days)
     _ = sources.coarse_valid
     checksums = {d: model_checksum(load_card(store, "bench", "final", d)) for d in cv.DEPTHS_CM}
     rss0 = _rss()
     load_run_models(store, "bench", "final", checksums)  # a worker's cache: loaded once per run
     rss_models = _rss() - rss0
-    ctx = TaskContext(store, relpath, grid, "bench", "final", checksums, period[0])
+    ctx = TaskContext(store, relpath, grid, "bench", "final", checksums, period[0], uncertainty=uncertainty)
     task = PredictTask(0, grid.tiles(tile_size)[0], days)
     base = _rss()
     peak = [base]
@@ -141,6 +152,7 @@ def main() -> None:
     ap.add_argument("--tiles", nargs="*", type=int, default=[128, 256, 512])
     ap.add_argument("--days", nargs="*", type=int, default=[8, 32])
     ap.add_argument("--trees", type=int, default=20, help="trees per member (small: this measures memory and the task's parts)")
+    ap.add_argument("--uncertainty", action="store_true", help="also write sm_spread (inference.uncertainty)")
     args = ap.parse_args()
     from smci_dask.io import Store
 
@@ -152,7 +164,7 @@ def main() -> None:
         for tile in args.tiles:
             for n_days in args.days:
                 q = ctx.Queue()
-                p = ctx.Process(target=_one, args=(tmp, tile, n_days, q))
+                p = ctx.Process(target=_one, args=(tmp, tile, n_days, args.uncertainty, q))
                 p.start()
                 r = q.get()
                 p.join()
@@ -164,12 +176,23 @@ def main() -> None:
                     "unit": f"land cell-days/s x 10 depths, 1 core ({args.trees} trees x 2 members)",
                 }
                 total = sum(r["seconds"].values()) or 1.0
+                rate = r["cell_days_per_s"]
+                figures[f"{key}_core_hours_china"] = {
+                    "value": round(CHINA_LAND_CELLS * CHINA_DAYS / rate / 3600),
+                    "unit": f"core-hours, China 1 km product ({CHINA_LAND_CELLS:,} land cells x {CHINA_DAYS} days x 10 depths)",
+                }
+                figures[f"{key}_core_hours_one_day"] = {
+                    "value": round(CHINA_LAND_CELLS / rate / 3600, 2),
+                    "unit": "core-hours, one new day of the China product at this rate",
+                }
                 figures[f"{key}_share"] = {"value": {k: round(v / total, 3) for k, v in r["seconds"].items()}, "unit": "share of task time"}
         figures["models_gib"] = {
             "value": round(max(r["models_bytes"] for r in rows) / 2**30, 3),
             "unit": f"GiB, 10 depths x 2 members x {args.trees} trees",
         }
     figures["cores"] = {"value": os.cpu_count(), "unit": "cores (shared)"}
+    figures["trees_per_member"] = {"value": args.trees, "unit": "trees (x 2 members x 10 depths)"}
+    figures["uncertainty"] = {"value": bool(args.uncertainty), "unit": "sm_spread written too"}
     print(json.dumps({"name": "inference", "figures": figures, "runs": rows}))
 
 

@@ -59,7 +59,7 @@ def _bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     "--uncertainty/--no-uncertainty",
     default=None,
     help="Also write sm_spread, the spread of the trees (config inference.uncertainty; fixed when the product is created; "
-    "~2x the predict time) [default: from the config].",
+    "a task takes ~3x as long: the trees one by one cost twice the prediction) [default: from the config].",
 )
 @click.option(
     "--cluster/--no-cluster",
