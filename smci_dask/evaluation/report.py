@@ -156,8 +156,12 @@ def render_markdown(
         *[f"- **{k}**: {v}" for k, v in setup.items()],
         "",
         "Scores are computed on the test rows of each experiment. *Matched* observations are the in-situ series "
-        "mean/std-matched to ERA5-Land with statistics from the experiment's training part only (the paper's "
-        '"adjusted in-situ SM"); *raw* observations are the daily in-situ means, scored for ubRMSE and R only. '
+        "mean/std-matched to ERA5-Land (the paper's \"adjusted in-situ SM\") with statistics from the experiment's "
+        "training part wherever the station cell has training rows (the year experiment: its training years, so a test "
+        "year keeps its own departures from ERA5-Land's mean and spread); a station cell without training rows (every "
+        "test cell of the station experiment) is matched on its own rows, so there the test targets have ERA5-Land's "
+        "mean and spread exactly, over the test rows themselves. *Raw* observations are the daily in-situ means, "
+        "scored for ubRMSE and R only. "
         "ERA5-Land (the soil moisture of the matching layer at the station's 0.1 degree cell) is the baseline; "
         "**its bias against matched targets is near zero by construction** (the targets were given ERA5-Land's "
         "mean), so compare ubRMSE and R, not bias, with ERA5-Land. Units: ubRMSE, RMSE, MAE, bias in m3/m3; R and "
