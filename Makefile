@@ -8,7 +8,7 @@ STAMP := $(VENV)/.smci-installed
 DEMO_REGION ?= small
 DEMO_STORE ?= ./smci-demo
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-small clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/smci demo --region $(DEMO_REGION) --store $(DEMO_STORE)
 
-# Runs every marker (slow, s3, cluster): .ci/run calls exactly this.
+# Runs the markers slow, s3, cluster (all but small_world, ~15 min more: make test-small): .ci/run calls exactly this.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -m "not small_world"
+
+# The acceptance run on the synthetic small world (smci demo --region small, every depth in both experiments).
+test-small: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m small_world
 
 clean:
 	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache

@@ -258,8 +258,16 @@ def table_cmd(state: _State, store_url: str | None, region: str | None, interpol
     show_default=True,
     help="Model search profile of the train stage (config model.search.profile): demo (a few grid cells, 3 folds) or paper.",
 )
+@click.option(
+    "--experiment-params",
+    type=click.Choice(["final", "search"]),
+    default="final",
+    show_default=True,
+    help="Parameters of the year and station experiments (config experiments.reuse_params): final reuses the final "
+    "models' chosen parameters (faster); search runs each experiment's own search per depth, as the paper did.",
+)
 @click.pass_obj
-def demo_cmd(state: _State, region: str, store_url: str, seed: int | None, profile: str) -> None:
+def demo_cmd(state: _State, region: str, store_url: str, seed: int | None, profile: str, experiment_params: str) -> None:
     """Build the synthetic world and run every pipeline stage that exists so far on a local cluster.
 
     The world goes to STORE/inputs, every stage's store below STORE. Prints
@@ -268,7 +276,7 @@ def demo_cmd(state: _State, region: str, store_url: str, seed: int | None, profi
     from smci_dask.pipeline.demo import run_demo
 
     cfg = state.config({"store": {"root": store_url}, "region": {"name": region}, "model": {"search": {"profile": profile}}})
-    summary = run_demo(cfg, region=region, seed=seed, echo=click.echo)
+    summary = run_demo(cfg, region=region, seed=seed, echo=click.echo, experiment_params=experiment_params)
     click.echo(summary)
 
 

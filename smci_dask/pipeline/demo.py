@@ -21,18 +21,25 @@ Echo = Callable[[str], None]
 INPUTS = "inputs"
 #: The demo maps the last 90 days, in 64-cell tiles so that a small region still makes parallel tasks.
 DEMO_INFERENCE = {"last_days": 90, "tile_size": 64}
+#: How the demo's experiments get their parameters: the final models' (`experiments.reuse_params: final`), not a
+#: search of their own per experiment and depth (the paper's way, `smci demo --experiment-params search`). The
+#: searches were ~40 % of the small demo's evaluate stage; the experiments still train their own models.
+DEMO_EXPERIMENT_PARAMS = "final"
 #: The world's last monthly ERA5-Land files the demo leaves out of its run: the material of a first `smci refresh`.
 HELD_BACK_MONTHS = 1
 
 
-def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = print) -> str:
+def run_demo(
+    cfg: Config, *, region: str, seed: int | None = None, echo: Echo = print, experiment_params: str = DEMO_EXPERIMENT_PARAMS
+) -> str:
     """Build the synthetic world below ``cfg.store.root``/inputs and run `smci run`'s stages on it.
 
     The world's files become the config's ``inputs``; the stages are
     :func:`smci_dask.pipeline.run.pipeline_stages` (add a new stage there, not
     here). A second demo on the same store keeps the world and skips every
     stage that is up to date. Returns a short text summary (counts, wall time
-    per stage, paths).
+    per stage, paths). ``experiment_params``: ``experiments.reuse_params`` of
+    the run (:func:`demo_config`).
     """
     from smci_dask.cluster import cluster_client, cluster_info, format_cluster_info
     from smci_dask.grid import get_region
@@ -61,7 +68,8 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
             manifest = make_world(inputs, region=region, years=years, seed=seed, progress=lambda m: echo(f"[synth]   {m}"))
         timings["synth"] = time.perf_counter() - t0
 
-        outcomes = run_pipeline(demo_config(cfg, region, inputs), echo=echo, client=client, truth=inputs)
+        run_cfg = demo_config(cfg, region, inputs, experiment_params=experiment_params)
+        outcomes = run_pipeline(run_cfg, echo=echo, client=client, truth=inputs)
 
     counts: dict[str, Any] = {}
     for o in outcomes:
@@ -75,8 +83,12 @@ def run_demo(cfg: Config, *, region: str, seed: int | None = None, echo: Echo = 
     return _summary(root.url, manifest, timings, counts)
 
 
-def demo_config(cfg: Config, region: str, inputs: Store) -> Config:
+def demo_config(cfg: Config, region: str, inputs: Store, *, experiment_params: str = DEMO_EXPERIMENT_PARAMS) -> Config:
     """``cfg`` as the demo runs it: the region, ``inputs`` pointing at the world in ``inputs``, the demo's inference settings.
+
+    ``experiment_params``: ``experiments.reuse_params`` (default
+    :data:`DEMO_EXPERIMENT_PARAMS`: the experiments reuse the final models'
+    parameters; ``'search'``: each searches its own).
 
     A notebook that builds its config with this function on the demo's store
     finds every stage the demo ran up to date.
@@ -86,6 +98,7 @@ def demo_config(cfg: Config, region: str, inputs: Store) -> Config:
             "region": cfg.region.model_copy(update={"name": region}),
             "inputs": demo_inputs(cfg, inputs),
             "inference": cfg.inference.model_copy(update=DEMO_INFERENCE),
+            "experiments": cfg.experiments.model_copy(update={"reuse_params": experiment_params}),
         }
     )
 
