@@ -297,10 +297,11 @@ from smci_dask.cli.evaluate import evaluate_cmd  # noqa: E402
 
 cli.add_command(evaluate_cmd)
 
-from smci_dask.cli.predict import export_group, predict_cmd  # noqa: E402
+from smci_dask.cli.predict import diagnose_group, export_group, predict_cmd  # noqa: E402
 
 cli.add_command(predict_cmd)
 cli.add_command(export_group)
+cli.add_command(diagnose_group)
 
 from smci_dask.cli.train import train_cmd  # noqa: E402
 

@@ -156,33 +156,109 @@ def export_group() -> None:
 
 @export_group.command("netcdf")
 @click.option(
-    "--product", type=click.Choice(["1km"]), default="1km", show_default=True, help="Which product (the 9 km one is not built yet)."
+    "--product",
+    type=click.Choice(["1km", "9km"]),
+    default="1km",
+    show_default=True,
+    help="Which product: STORE/product/smci_1km or STORE/product/smci_9km (0.1 degree).",
 )
 @click.option("--period", type=click.Choice(["day", "year"]), default="day", show_default=True, help="One file per day or per year.")
 @click.option("--start", required=True, metavar="DATE", help="First day (YYYY-MM-DD); must be complete in the product.")
 @click.option("--end", required=True, metavar="DATE", help="Last day, inclusive (YYYY-MM-DD).")
 @click.option("--store", "store_url", default=None, help="Root URL of the stores (config store.root) [default: from the config].")
 @click.option(
-    "--out", "out_url", default=None, help="Folder URL for the files [default: STORE/exports/smci_1km]; any store URL (path, s3://...)."
+    "--out",
+    "out_url",
+    default=None,
+    help="Folder URL for the files [default: STORE/exports/smci_1km or smci_9km]; any store URL (path, s3://...).",
 )
 @click.pass_obj
 def export_netcdf_cmd(state: _State, product: str, period: str, start: str, end: str, store_url: str | None, out_url: str | None) -> None:
-    """NetCDF files of STORE/product/smci_1km: SMCI_1km_<YYYYMMDD>.nc or SMCI_1km_<YYYY>.nc.
+    """NetCDF files of STORE/product/smci_<1km|9km>: SMCI_<1km|9km>_<YYYYMMDD>.nc or SMCI_<1km|9km>_<YYYY>.nc.
 
     \b
     Each file: sm (time, depth, lat, lon), int16 in 0.001 m3/m3 (scale_factor
-    0.001), fill -999, zlib-compressed, with the product's CF attributes
+    0.001), fill -999 (and sm_spread where the product has it), zlib-compressed, with the product's CF attributes
     (units, standard_name, long_name, depth/lat/lon bounds, crs grid mapping)
     and provenance; readable by xarray and netCDF4. Only days the product
     lists as complete are exported. A file is replaced whole.
     """
     from smci_dask.io import Store, store_from_config
     from smci_dask.products.export import EXPORT_RELPATH, export_netcdf
+    from smci_dask.products.smci1km import PRODUCT_1KM_RELPATH
+    from smci_dask.products.smci9km import PRODUCT_9KM_RELPATH
 
     cfg = state.config({"store": {"root": store_url}} if store_url is not None else None)
     store = store_from_config(cfg)
     out = Store.from_url(out_url, cfg.store.storage_options or None) if out_url is not None else None
+    relpath = PRODUCT_1KM_RELPATH if product == "1km" else PRODUCT_9KM_RELPATH
+    default_out = EXPORT_RELPATH if product == "1km" else EXPORT_RELPATH.replace("smci_1km", "smci_9km")
     urls = export_netcdf(
-        store, start=start, end=end, period=period, out=out, out_relpath="" if out is not None else EXPORT_RELPATH, echo=click.echo
+        store,
+        start=start,
+        end=end,
+        period=period,
+        relpath=relpath,
+        out=out,
+        out_relpath="" if out is not None else default_out,
+        echo=click.echo,
+        label=product,
     )
     click.echo(f"{len(urls)} file(s) written")
+
+
+@click.group("diagnose")
+def diagnose_group() -> None:
+    """Diagnostics of the products (maps and tables a scientist checks a product with)."""
+
+
+@diagnose_group.command("partial-corr")
+@click.option("--depth", type=click.IntRange(10, 100), default=10, show_default=True, help="Product depth (cm).")
+@click.option(
+    "--period",
+    type=click.Choice(["year", "month", "day"]),
+    default="year",
+    show_default=True,
+    help="Periods the series are aggregated to (the paper: years; the synthetic worlds' 2-3 years need months).",
+)
+@click.option("--start", default=None, metavar="DATE", help="First day [default: the product's first complete day].")
+@click.option("--end", default=None, metavar="DATE", help="Last day, inclusive [default: the product's last complete day].")
+@click.option("--store", "store_url", default=None, help="Root URL of the stores (config store.root) [default: from the config].")
+@click.pass_obj
+def partial_corr_cmd(state: _State, depth: int, period: str, start: str | None, end: str | None, store_url: str | None) -> None:
+    """Partial correlation per cell of soil moisture with precipitation, air temperature and radiation (SMCI1.0 Fig. 10).
+
+    \b
+    For our 1 km product and for ERA5-Land (its layer of the depth,
+    matching.layers), each driver given the other two, over whole periods of
+    the complete days of STORE/product/smci_1km. Writes
+    STORE/reports/diagnostics/partial_corr_<depth>cm_<period>.nc (the maps) and .png
+    (two rows: ours, ERA5-Land; one map per driver) and prints the median per map.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from smci_dask.grid import grid_for
+    from smci_dask.io import store_from_config
+    from smci_dask.products.partial_corr import DRIVERS, partial_correlation_maps, render_partial_correlation
+
+    cfg = state.config({"store": {"root": store_url}} if store_url is not None else None)
+    store = store_from_config(cfg)
+    grid = grid_for(cfg.region.name, cfg.region.bbox)
+    layer = int(cfg.matching.layers[depth])
+    freq = {"year": "YS", "month": "MS", "day": None}[period]
+    maps = partial_correlation_maps(store, grid, depth_cm=depth, layer=layer, freq=freq, start=start, end=end)
+    name = f"reports/diagnostics/partial_corr_{depth}cm_{period}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "maps.nc"
+        maps.to_netcdf(local)
+        store.put_file(local, f"{name}.nc")
+    store.write_bytes(f"{name}.png", render_partial_correlation(maps))
+    span = f"{maps.attrs['first_day']}..{maps.attrs['last_day']}"
+    click.echo(f"partial correlation at {depth} cm over {maps.attrs['periods']} {period} period(s), {span}")
+    for v, (_, label) in DRIVERS.items():
+        ours, era = (float(np.nanmedian(maps[f"{k}_{v}"].values)) for k in ("smci", "era5land"))
+        click.echo(f"  with {label:16s} median ours {ours:+.2f}  ERA5-Land (layer {layer}) {era:+.2f}")
+    click.echo(f"-> {store.url_of(name + '.nc')}, {store.url_of(name + '.png')}")

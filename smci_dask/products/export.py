@@ -1,12 +1,13 @@
-"""Distribution files of the 1 km product in the SMCI1.0 layout: NetCDF, one file per day or per year.
+"""Distribution files of the 1 km and 9 km products in the SMCI1.0 layout: NetCDF, one file per day or per year.
 
 Each file holds ``sm`` ``(time, depth, lat, lon)`` for its days and all 10
 layers, int16 in 0.001 m3/m3 with fill -999 (``scale_factor`` 0.001,
 ``_FillValue`` -999, as the product and SMCI1.0), zlib-compressed, with the
 product's CF attributes (units, standard and long names, depth/lat/lon
-bounds, the ``crs`` grid mapping) and provenance. Names:
-``SMCI_1km_<YYYYMMDD>.nc`` (``period='day'``) or ``SMCI_1km_<YYYY>.nc``
-(``period='year'``). Only days the product lists as complete are exported;
+bounds, the ``crs`` grid mapping) and provenance (and ``sm_spread`` where
+the product holds it). Names: ``SMCI_<label>_<YYYYMMDD>.nc``
+(``period='day'``) or ``SMCI_<label>_<YYYY>.nc`` (``period='year'``), label
+``1km`` or ``9km``. Only days the product lists as complete are exported;
 a file is written to a local temporary file and then copied into the
 target store in one piece, so a reader never sees half a file.
 
@@ -38,13 +39,13 @@ EXPORT_RELPATH: Final = "exports/smci_1km"
 NC_CHUNK: Final = 512
 
 
-def export_name(day: pd.Timestamp, period: Period) -> str:
-    return f"SMCI_1km_{day:%Y%m%d}.nc" if period == "day" else f"SMCI_1km_{day:%Y}.nc"
+def export_name(day: pd.Timestamp, period: Period, label: str = "1km") -> str:
+    return f"SMCI_{label}_{day:%Y%m%d}.nc" if period == "day" else f"SMCI_{label}_{day:%Y}.nc"
 
 
-def _groups(days: pd.DatetimeIndex, period: Period) -> dict[str, pd.DatetimeIndex]:
+def _groups(days: pd.DatetimeIndex, period: Period, label: str) -> dict[str, pd.DatetimeIndex]:
     keys = days.strftime("%Y%m%d") if period == "day" else days.strftime("%Y")
-    return {export_name(days[keys == k][0], period): days[keys == k] for k in pd.unique(keys)}
+    return {export_name(days[keys == k][0], period, label): days[keys == k] for k in pd.unique(keys)}
 
 
 def _file_dataset(product: xr.Dataset, days: pd.DatetimeIndex) -> tuple[xr.Dataset, dict[str, Any]]:
@@ -89,6 +90,7 @@ def export_netcdf(
     out: Store | None = None,
     out_relpath: str = EXPORT_RELPATH,
     echo: Callable[[str], None] = print,
+    label: str = "1km",
 ) -> list[str]:
     """Write the NetCDF files of ``start..end`` (complete days only); returns their URLs.
 
@@ -122,7 +124,7 @@ def export_netcdf(
         )
     target = out if out is not None else store
     urls: list[str] = []
-    for name, group in _groups(days, period).items():
+    for name, group in _groups(days, period, label).items():
         ds, encoding = _file_dataset(product, group)
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / name

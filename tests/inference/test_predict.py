@@ -272,6 +272,14 @@ def test_netcdf_export_per_day_and_per_year_keeps_codes_and_cf_attributes(traine
         assert np.array_equal(sm[:], codes)  # the product's codes, bit for bit
         assert nc.model_run == RUN and nc.Conventions.startswith("CF-")
     day = xr.open_dataset(urls[2], engine="netcdf4")  # xarray, CF-decoded
+    # cf-xarray finds the axes, coordinates, bounds, standard names and grid mapping from the attributes alone
+    import cf_xarray  # noqa: F401  (registers the .cf accessor)
+
+    assert {k: v for k, v in day.cf.axes.items()} == {"X": ["lon"], "Y": ["lat"], "Z": ["depth"], "T": ["time"]}
+    assert day.cf.coordinates["longitude"] == ["lon"] and day.cf.coordinates["latitude"] == ["lat"]
+    assert day.cf.bounds["lat"] == ["lat_bnds"] and day.cf.bounds["depth"] == ["depth_bnds"]
+    assert day.cf.standard_names["volume_fraction_of_condensed_water_in_soil"] == ["sm"]
+    assert day.cf["volume_fraction_of_condensed_water_in_soil"].name == "sm" and list(day.cf.grid_mapping_names) == ["latitude_longitude"]
     assert pd.Timestamp(day[cv.TIME].values[0]) == pd.Timestamp("2020-03-03") and day[cv.SM].dtype.kind == "f"
     want = np.where(codes[2] == -999, np.nan, codes[2] * 0.001)
     np.testing.assert_allclose(day[cv.SM].values[0], want, rtol=1e-6, equal_nan=True)
@@ -334,6 +342,16 @@ def test_9km_product_is_the_land_mean_of_the_1km_product_over_era5_cells(trained
             want = np.where(valid.any(axis=2), np.rint(mean), -999)
             assert np.array_equal(got[:, :, i, j], want), (i, j)
     assert (got == -999).any() and (got != -999).any()  # the lake's coarse cells are fill, the rest mean values
+    # exported as the 1 km product is, under its own name
+    from smci_dask.products.export import export_netcdf
+
+    (year,) = export_netcdf(
+        trained.store, start=DAYS[0], end=DAYS[1], period="year", relpath="product/a9", out_relpath="exports/a9", echo=_quiet, label="9km"
+    )
+    assert Path(year).name == "SMCI_9km_2020.nc"
+    exported = xr.open_dataset(year, engine="netcdf4", mask_and_scale=False)
+    assert np.array_equal(exported[cv.SM].values, got) and exported[cv.SM].attrs["scale_factor"] == 0.001
+    exported.close()
 
 
 def test_demo_step_predicts_the_last_covered_days_with_figure_9km_and_truth_scores(trained: Trained, tmp_path: Path) -> None:
@@ -344,12 +362,24 @@ def test_demo_step_predicts_the_last_covered_days_with_figure_9km_and_truth_scor
     store = trained.bare_copy(tmp_path / "demo")
     shutil.copytree(trained.root / "models", tmp_path / "demo" / "models")
     lines: list[str] = []
-    out = predict_recent(trained.config(), store, n_days=3, truth_store=trained.world, echo=lines.append)
-    assert out["predicted days"] == "2020-12-28..2020-12-30"  # the cube's last complete day is 2020-12-30
-    assert out["9 km days (predicted)"] == 3 and out["map beats ERA5-Land (ubRMSE), depths"].endswith("/10")
+    out = predict_recent(trained.config(), store, n_days=5, truth_store=trained.world, echo=lines.append)
+    assert out["predicted days"] == "2020-12-26..2020-12-30"  # the cube's last complete day is 2020-12-30
+    assert out["9 km days (predicted)"] == 5 and out["map beats ERA5-Land (ubRMSE), depths"].endswith("/10")
     assert Path(out["product map figure"]).is_file() and store.exists(f"reports/{RUN}/map_vs_truth.csv")
     assert sum("cm  ours ubRMSE" in line for line in lines) == 10
     assert store.exists(f"reports/{RUN}/smci_9km_methods.csv") and sum("cm  predicted " in line for line in lines) == 10
+    # the partial-correlation maps of that product through the CLI (5 days: the fewest it takes)
+    from click.testing import CliRunner
+
+    from smci_dask.cli.main import cli
+
+    env = {"SMCI__REGION__NAME": "tiny"}
+    res = CliRunner().invoke(cli, ["diagnose", "partial-corr", "--depth", "40", "--period", "day", "--store", store.url], env=env)
+    assert res.exit_code == 0, res.output
+    assert "over 5 day period(s), 2020-12-26..2020-12-30" in res.output and "ERA5-Land (layer 3)" in res.output
+    assert store.exists("reports/diagnostics/partial_corr_40cm_day.nc") and store.exists("reports/diagnostics/partial_corr_40cm_day.png")
+    res = CliRunner().invoke(cli, ["diagnose", "partial-corr", "--store", store.url], env=env)  # years: not one whole year
+    assert res.exit_code != 0 and "use a shorter period" in res.output
 
 
 # ---------------------------------------------------------------- per-cell uncertainty (inference.uncertainty)
@@ -393,3 +423,40 @@ def test_uncertainty_writes_the_spread_of_the_trees_beside_an_unchanged_sm(train
     assert np.array_equal(exported[cv.SM_SPREAD].values, codes)
     assert exported[cv.SM_SPREAD].attrs["units"] == "m3 m-3"
     exported.close()
+
+
+# ---------------------------------------------------------------- partial correlation maps (Fig. 10)
+def test_partial_correlation_maps_of_the_product_and_era5land_equal_residual_regression_at_a_cell(trained: Trained, product_a: Any) -> None:
+    from smci_dask.covariates.era5land_store import open_era5land_daily
+    from smci_dask.products.partial_corr import partial_correlation_maps, render_partial_correlation
+
+    with pytest.raises(InputError, match=r"0 whole period\(s\) of YS .* use a shorter period"):
+        partial_correlation_maps(trained.store, trained.grid, depth_cm=10, layer=2, freq="YS", product_relpath=A)
+    maps = partial_correlation_maps(trained.store, trained.grid, depth_cm=10, layer=2, freq=None, product_relpath=A)  # the 6 days
+    assert maps.attrs["periods"] == 6 and maps["smci_tp"].shape == trained.grid.shape
+    era5 = open_era5land_daily(trained.store, "covariates/era5land").sel({cv.TIME: slice(*DAYS)}).load()
+    sm = open_zarr(trained.store, A)[cv.SM].sel({cv.TIME: slice(*DAYS), cv.DEPTH: 10}).load()
+
+    def by_hand(y: np.ndarray, drivers: dict[str, np.ndarray], name: str) -> float:
+        A_ = np.column_stack([np.ones_like(y), *[v for k, v in drivers.items() if k != name]])
+        ry = y - A_ @ np.linalg.lstsq(A_, y, rcond=None)[0]
+        rx = drivers[name] - A_ @ np.linalg.lstsq(A_, drivers[name], rcond=None)[0]
+        return float(np.corrcoef(ry, rx)[0, 1])
+
+    land = np.argwhere(np.isfinite(sm.values).all(axis=0))
+    got, want = [], []
+    for r, c in land[:: max(1, len(land) // 5)][:5]:
+        cr, cc = trained.grid.fine_to_coarse_rows()[r], trained.grid.fine_to_coarse_cols()[c]
+        drivers = {v: np.asarray(era5[v].values[:, cr, cc], dtype=np.float64) for v in ("tp", "t2m", "ssrd")}
+        if not all(np.isfinite(d).all() for d in drivers.values()):
+            continue  # a coast cell read through its nearest coarse cell: not this check's business
+        era_sm = np.asarray(era5["swvl2"].values[:, cr, cc], dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a dry week: constant (zero) precipitation -> NaN both ways
+            for v in drivers:
+                got += [maps[f"smci_{v}"].values[r, c], maps[f"era5land_{v}"].values[cr, cc]]
+                want += [by_hand(sm.values[:, r, c], drivers, v), by_hand(era_sm, drivers, v)]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-8, equal_nan=True)
+    assert np.isfinite(want).sum() >= 12  # temperature and radiation are never constant
+    assert np.isnan(maps["smci_tp"].values[~np.isfinite(sm.values).all(axis=0)]).all()  # water stays blank
+    png = render_partial_correlation(maps)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
