@@ -236,6 +236,7 @@ def partial_corr_cmd(state: _State, depth: int, period: str, start: str | None, 
     (two rows: ours, ERA5-Land; one map per driver) and prints the median per map.
     """
     import tempfile
+    import warnings
     from pathlib import Path
 
     import numpy as np
@@ -259,6 +260,8 @@ def partial_corr_cmd(state: _State, depth: int, period: str, start: str | None, 
     span = f"{maps.attrs['first_day']}..{maps.attrs['last_day']}"
     click.echo(f"partial correlation at {depth} cm over {maps.attrs['periods']} {period} period(s), {span}")
     for v, (_, label) in DRIVERS.items():
-        ours, era = (float(np.nanmedian(maps[f"{k}_{v}"].values)) for k in ("smci", "era5land"))
+        with warnings.catch_warnings():  # a map without any value (a dry spell's precipitation) has no median: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ours, era = (float(np.nanmedian(maps[f"{k}_{v}"].values)) for k in ("smci", "era5land"))
         click.echo(f"  with {label:16s} median ours {ours:+.2f}  ERA5-Land (layer {layer}) {era:+.2f}")
     click.echo(f"-> {store.url_of(name + '.nc')}, {store.url_of(name + '.png')}")
