@@ -15,8 +15,12 @@ A test that uses ``s3_server`` or ``s3_store`` is marked ``s3`` automatically;
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -73,30 +77,68 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.s3)
 
 
+def start_moto_process() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server in a process of its own on a free loopback port: ``(process, endpoint_url)``.
+
+    Its own process, as a real server is: it does not share the test
+    process's GIL with the code under test, and a test can pause it
+    (SIGSTOP) without pausing itself. The caller passes the fake credentials
+    of :data:`FAKE_AWS_ENV` to clients; the server needs none. Stop it with
+    :func:`stop_moto_process`.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"moto's S3 server did not start on port {port} (exit code {proc.poll()})") from None
+            time.sleep(0.1)
+
+
+def stop_moto_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGCONT)  # a paused server (tests/refresh/test_faults.py) cannot terminate
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """moto's S3 API server on loopback for the whole session (a real HTTP server, no mocking)."""
-    from moto.server import ThreadedMotoServer  # a test dependency: missing it must fail, not skip
+    """moto's S3 API server on loopback for the whole session (a real HTTP server in its own process, no mocking)."""
+    import moto.server  # noqa: F401  # a test dependency: missing it must fail, not skip
 
     with pytest.MonkeyPatch.context() as mp:
         for name in _AWS_ENV_TO_DROP:
             mp.delenv(name, raising=False)
         for name, value in FAKE_AWS_ENV.items():
             mp.setenv(name, value)
-        # port=0: the OS picks a free port while binding, so no other process can take it in between
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        # one log line per request would flood the output of any test that configures logging
-        werkzeug_log = logging.getLogger("werkzeug")
-        old_level = werkzeug_log.level
-        werkzeug_log.setLevel(logging.WARNING)
+        proc, endpoint = start_moto_process()
         try:
-            server.start()
-            host, port = server.get_host_and_port()
-            yield S3Server(endpoint_url=f"http://{host}:{port}")
+            yield S3Server(endpoint_url=endpoint)
         finally:
-            server.stop()
-            werkzeug_log.setLevel(old_level)
+            stop_moto_process(proc)
             _clear_s3fs_instances()
+
+
+@pytest.fixture
+def own_moto_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A moto S3 server of this test alone: ``(process, endpoint_url)`` (e.g. to pause it with SIGSTOP); stopped afterwards."""
+    proc, endpoint = start_moto_process()
+    try:
+        yield proc, endpoint
+    finally:
+        stop_moto_process(proc)
 
 
 def _clear_s3fs_instances() -> None:

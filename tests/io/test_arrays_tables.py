@@ -174,3 +174,43 @@ def test_error_inside_a_dask_task_keeps_its_type(tmp_path):
     ds = xr.Dataset({"a": (("t",), arr)})
     with pytest.raises(ZeroDivisionError, match="bad block"):
         write_zarr(ds, Store.from_url(str(tmp_path / "s")), "x.zarr")
+
+
+def _chunk_heads_while_reading(monkeypatch: pytest.MonkeyPatch, zstore: object) -> int:
+    """HEAD requests (s3fs ``_info``) of chunk keys while the array behind ``zstore`` is read whole."""
+    import s3fs
+    import zarr
+
+    heads: list[str] = []
+    info = s3fs.S3FileSystem._info
+
+    async def counting_info(self, path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if "/c/" in path:
+            heads.append(path)
+        return await info(self, path, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(s3fs.S3FileSystem, "_info", counting_info)
+        values = zarr.open_array(zstore, mode="r")[:]
+    assert values.shape == (6, 4, 4) and float(values[5, 0, 0]) == 5.0
+    return len(heads)
+
+
+@pytest.mark.s3
+def test_zarr_chunks_on_s3_are_read_with_one_request_each(s3_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zarr
+    from zarr.storage import FsspecStore
+
+    from smci_dask.io.arrays import zarr_fs_options, zarr_store
+
+    url, opts = s3_store
+    store = Store.from_url(url, opts)
+    array = zarr.create_array(zarr_store(store, "a.zarr"), shape=(6, 4, 4), chunks=(1, 4, 4), dtype="f4")
+    array[:] = np.arange(6, dtype="f4")[:, None, None] * np.ones((6, 4, 4), dtype="f4")
+    # s3fs's defaults (max_concurrency 10) look at every chunk's size first; the stores' own options do not
+    plain = FsspecStore.from_url(store.url_of("a.zarr"), storage_options={**store.fs_options, "skip_instance_cache": True}, read_only=True)
+    assert _chunk_heads_while_reading(monkeypatch, plain) == 6
+    assert _chunk_heads_while_reading(monkeypatch, zarr_store(store, "a.zarr", read_only=True)) == 0
+    # a setting of the user's wins
+    assert zarr_fs_options(Store.from_url(url, {**opts, "max_concurrency": 4}))["max_concurrency"] == 4
+    assert "max_concurrency" not in zarr_fs_options(Store.from_url("memory://x/y"))

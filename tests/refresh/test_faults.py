@@ -23,7 +23,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -236,31 +235,16 @@ class PausableS3:
 
 
 @pytest.fixture
-def pausable_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[PausableS3]:
+def pausable_s3(monkeypatch: pytest.MonkeyPatch, own_moto_server: tuple[subprocess.Popen[bytes], str]) -> Iterator[PausableS3]:
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = PausableS3(proc, f"http://127.0.0.1:{port}")
+    server = PausableS3(*own_moto_server)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.1)
         yield server
     finally:
         server.resume()
-        proc.terminate()
-        proc.wait(timeout=30)
         import s3fs
 
         s3fs.S3FileSystem.clear_instance_cache()
