@@ -1,6 +1,6 @@
 """S3 requests per Zarr chunk read: s3fs' defaults against the store options of ``smci_dask.io.zarr_store``.
 
-s3fs (2024.x and later) sends a HEAD before every whole-object GET when its
+s3fs (2026.9 here; earlier releases not checked) sends a HEAD before every whole-object GET when its
 ``max_concurrency`` is above 1 (the default is 10), to decide whether to
 split a large object into concurrent ranged GETs. Zarr chunks are small, so
 the HEAD only doubles the requests of every chunk read. ``zarr_store`` sets
