@@ -563,6 +563,77 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, display: str) -> by
         raise InputError(f"ISMN archive {display}: member {info.filename} is damaged ({exc}); download the archive again") from None
 
 
+@dataclass(frozen=True)
+class _FileLoader:
+    """The bytes of one file of a folder: picklable, so a cluster worker can read the file itself."""
+
+    store: Store
+    rel: str
+
+    def __call__(self) -> bytes:
+        return self.store.read_bytes(self.rel)
+
+
+def _parse_files(items: Sequence[tuple[str, _FileLoader]]) -> list[_DataFile]:
+    """Read and parse a few data files (one cluster task of :func:`read_ismn`)."""
+    return [parse_ismn_file(shown, load()) for shown, load in items]
+
+
+#: Data files per parse task on a cluster, and tasks in flight per worker thread (bounds the memory in flight).
+_FILES_PER_TASK: Final = 8
+_TASKS_PER_THREAD: Final = 3
+
+
+class _Parser:
+    """Parse data files here, or as cluster tasks when a client is given (files of a folder only); results in file order."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.done: dict[int, _DataFile] = {}
+        self.batch: list[tuple[int, str, _FileLoader]] = []
+        self.futures: dict[Any, list[int]] = {}
+        self.n = 0
+        if client is not None:
+            from distributed import as_completed
+
+            self.window = _TASKS_PER_THREAD * max(sum(client.nthreads().values()), 1)
+            self.queue = as_completed()
+
+    def add(self, shown: str, load: Loader) -> None:
+        i, self.n = self.n, self.n + 1
+        if self.client is None or not isinstance(load, _FileLoader):
+            self.done[i] = parse_ismn_file(shown, load())
+            return
+        self.batch.append((i, shown, load))
+        if len(self.batch) >= _FILES_PER_TASK:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self.batch:
+            return
+        items, self.batch = self.batch, []
+        fut = self.client.submit(_parse_files, [(shown, load) for _, shown, load in items], pure=False)
+        self.futures[fut] = [i for i, _, _ in items]
+        self.queue.add(fut)
+        while len(self.futures) >= self.window:
+            self._collect(next(self.queue))
+
+    def _collect(self, fut: Any) -> None:
+        for i, parsed in zip(self.futures.pop(fut), fut.result(), strict=True):
+            self.done[i] = parsed
+        fut.release()
+
+    def results(self) -> list[_DataFile]:
+        if self.client is not None:
+            self._submit()
+            try:
+                for fut in self.queue:
+                    self._collect(fut)
+            finally:
+                self.client.cancel(list(self.futures))
+        return [self.done[i] for i in range(self.n)]
+
+
 def _members(store: Store, name: str, display: str) -> Iterator[tuple[str, str, Loader]]:
     """(display name, kind, loader) of every file of a file, folder or zip archive."""
     if is_folder(store, name):
@@ -577,7 +648,7 @@ def _members(store: Store, name: str, display: str) -> Iterator[tuple[str, str, 
                 with sub.open(rel, "rb") as f:
                     yield from _zip_members(shown, f)
             else:
-                yield shown, kind, partial(sub.read_bytes, rel)
+                yield shown, kind, _FileLoader(sub, rel)
         return
     if not store.exists(name):
         raise InputError(f"ISMN input {display}: no such file, folder or archive; check the path")
@@ -599,6 +670,7 @@ def read_ismn(
     storage_options: dict[str, Any] | None = None,
     variables: Sequence[str] = ("sm", "ts", "ta", "p"),
     sm_unit: SmUnit = "m3/m3",
+    client: Any = None,
 ) -> StationData:
     """Read ISMN station data: one ``.stm`` file, a folder (recursively) or a ``.zip`` archive.
 
@@ -618,6 +690,11 @@ def read_ismn(
         Unit of soil moisture. ISMN delivers m3/m3, so a file whose 99th
         percentile exceeds 1 is rejected unless ``'auto'`` or ``'percent'``
         is given (see :func:`smci_dask.insitu.readers.to_m3m3`).
+    client : distributed.Client, optional
+        Parse the data files of a folder as tasks on this cluster (its
+        workers read the files themselves; a few files per task, results in
+        file order, the same tables as without it); files of a zip archive
+        are parsed here.
 
     Returns
     -------
@@ -636,14 +713,15 @@ def read_ismn(
     store, name, display = open_source(path_or_url, storage_options)
     wanted = set(variables)
     issues: list[str] = []
-    skipped: list[str] = []
-    files: list[tuple[str, _DataFile]] = []
+    skipped_at: list[tuple[int, str]] = []  # (member number, name): reported in the members' order
+    names: list[tuple[int, str]] = []
+    parser = _Parser(client)
     statics: list[pd.DataFrame] = []
     static_prefix: list[str] = []
     meta_xml: list[dict[str, Any]] = []
-    for shown, kind, load in _members(store, name, display):
+    for k, (shown, kind, load) in enumerate(_members(store, name, display)):
         if kind == "other":
-            skipped.append(shown)
+            skipped_at.append((k, shown))
         elif kind == "xml":
             try:
                 meta_xml.append(parse_metadata_xml(shown, load()))
@@ -656,13 +734,17 @@ def read_ismn(
         else:
             parts = parse_ismn_file_name(shown)
             if parts is not None and parts.variable not in wanted:
-                skipped.append(shown)
+                skipped_at.append((k, shown))
                 continue
-            f = parse_ismn_file(shown, load())
-            if f.variable not in wanted:
-                skipped.append(shown)
-                continue
-            files.append((shown, f))
+            names.append((k, shown))
+            parser.add(shown, load)
+    files: list[tuple[str, _DataFile]] = []
+    for (k, shown), f in zip(names, parser.results(), strict=True):
+        if f.variable not in wanted:
+            skipped_at.append((k, shown))
+            continue
+        files.append((shown, f))
+    skipped = [shown for _, shown in sorted(skipped_at)]
     if skipped:
         issues.append(f"{display}: skipped {len(skipped)} files that are not requested ISMN data ({few_names(skipped)})")
     if not files:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,24 @@ def test_duplicates_across_copies_and_order(tmp_path: Path, tiny_ismn: tuple[Pat
     dup = [i for i in data.issues if "duplicate timestamps" in i]
     assert len(dup) == 1 and "/Y/" in dup[0] and ": 61 duplicate timestamps" in dup[0]
     _assert_same_table(finish_observations(obs), obs)
+
+
+def test_files_parsed_on_a_cluster_give_the_same_tables_as_here(tiny_ismn: tuple[Path, Any], tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    folder, _ = tiny_ismn
+    # three stations; with variables sm and p only, the files of other variables are skipped
+    sub = tmp_path / "ismn"
+    for station in sorted(p.name for p in (folder / "SYNTH").iterdir())[:3]:
+        shutil.copytree(folder / "SYNTH" / station, sub / "SYNTH" / station)
+    variables = ("sm", "p")
+    here = read_ismn(sub, variables=variables)
+    # worker processes: the tasks and their files' loaders go through pickle as on a real cluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        there = read_ismn(sub, variables=variables, client=client)
+    assert len(here.observations) > 100_000 and set(here.observations["variable"].astype(str)) == set(variables)
+    _assert_same_table(there.observations, here.observations)
+    pd.testing.assert_frame_equal(there.stations, here.stations)
+    pd.testing.assert_frame_equal(there.sensors, here.sensors)
+    other = [f for f in sub.rglob("*.stm") if f.name.split("_")[3] not in variables]
+    assert there.issues == here.issues and any(f"skipped {len(other)} files" in i for i in here.issues), here.issues

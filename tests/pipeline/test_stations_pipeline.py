@@ -28,6 +28,7 @@ from smci_dask.pipeline.stations import (
     QC_FIGURE_RELPATH,
     QC_REPORT_RELPATH,
     STATIONS_RELPATH,
+    _run_qc,
     ingest_stations,
     match_targets,
     qc_with_saturation,
@@ -395,3 +396,28 @@ def test_era5land_at_the_station_cell_drives_d03_and_d05(tiny_stores):
     own = process_station(data.observations, stations, qc_with_saturation, rules, daily).hourly
     own_sm = own[own["variable"] == "sm"]
     assert own_sm["D01"].fillna(False).astype(bool).any() and not own_sm["D03"].fillna(False).astype(bool).any()
+
+
+def test_qc_columns_of_the_checked_rows_are_placed_on_their_rows_and_na_elsewhere() -> None:
+    # a hook that checks every other row, out of order, with a plain bool, a nullable bool holding NA and a text column
+    hourly = pd.DataFrame({"value": np.arange(10.0)}, index=pd.RangeIndex(100, 110))
+    checked = [108, 100, 104, 102, 106]
+
+    def hook(h: pd.DataFrame) -> pd.DataFrame:
+        out = h.loc[checked].copy()
+        out["qc_good"] = [True, False, True, True, False]
+        out["qc_maybe"] = pd.array([pd.NA, True, False, pd.NA, True], dtype="boolean")
+        out["qc_flags"] = ["a", "b", "c", "d", "e"]
+        return out
+
+    got = _run_qc(hook, hourly, pd.DataFrame())
+    # by hand: row label -> value, NA on the rows not checked
+    good = {108: True, 100: False, 104: True, 102: True, 106: False}
+    maybe = {100: True, 104: False, 106: True}
+    flags = dict(zip(checked, "abcde", strict=True))
+    assert list(got.index) == list(hourly.index) and got["value"].tolist() == hourly["value"].tolist()
+    assert str(got["qc_good"].dtype) == "boolean" and str(got["qc_maybe"].dtype) == "boolean"
+    for label in hourly.index:
+        assert (got.at[label, "qc_good"] is pd.NA) if label not in good else got.at[label, "qc_good"] == good[label]
+        assert (got.at[label, "qc_maybe"] is pd.NA) if label not in maybe else got.at[label, "qc_maybe"] == maybe[label]
+        assert pd.isna(got.at[label, "qc_flags"]) if label not in flags else got.at[label, "qc_flags"] == flags[label]

@@ -289,3 +289,36 @@ def test_successive_halving_strategy_writes_its_rounds(tiny_trained: Trained, tm
     assert (final["n_estimators"] == 30).all()
     best = final.sort_values("rmse_mean").iloc[0]
     assert (int(best["max_features"]), int(best["min_samples_leaf"])) == chosen
+
+
+def test_depths_trained_two_at_a_time_on_a_cluster_equal_one_after_another(tiny_trained: Trained, tmp_path) -> None:  # noqa: ANN001
+    from distributed import Client, LocalCluster
+
+    _, info = tiny_trained
+    table, depths = info["table"], [10, 20, 30]
+    here = Store.from_url(tmp_path / "here")
+    alone = train_experiment(_tiny_cfg(info, str(tmp_path / "here")), here, run="r", experiment="final", table=table, depths=depths)
+    lines: list[str] = []
+    there = Store.from_url(tmp_path / "there")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        both = train_experiment(
+            _tiny_cfg(info, str(tmp_path / "there")),
+            there,
+            run="r",
+            experiment="final",
+            table=table,
+            depths=depths,
+            client=client,
+            echo=lines.append,
+        )
+    # the second depth started before the first was done
+    start_20 = next(i for i, ln in enumerate(lines) if ln.startswith("[train] 20 cm: ") and "searching" in ln)
+    done_10 = next(i for i, ln in enumerate(lines) if ln.startswith("[train] 10 cm: chosen"))
+    assert start_20 < done_10, lines
+    assert list(both.depths) == depths  # the report in depth order
+    for depth in depths:
+        assert both.depths[depth].params == alone.depths[depth].params and both.depths[depth].cv == alone.depths[depth].cv
+        folder = model_dir("r", "final", depth)
+        assert _csv(there, f"{folder}/cv_folds.csv").equals(_csv(here, f"{folder}/cv_folds.csv"))
+        X, _, _ = _rows(table, depth)
+        np.testing.assert_array_equal(load_model(there, "r", "final", depth).predict(X), load_model(here, "r", "final", depth).predict(X))
