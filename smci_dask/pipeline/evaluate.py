@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 import numpy as np
@@ -357,7 +358,9 @@ def evaluate(
     own = pd.concat([r["model_importance"] for r in results], ignore_index=True)
     counts = pd.DataFrame([r["counts"] for r in results])
     t1 = time.perf_counter()
-    written = _write_report(cfg, store, run, names, table, pred, scores, stations, perm, own, counts, list(products), grid.bbox)
+    written = _write_report(
+        cfg, store, run, names, table, pred, scores, stations, perm, own, counts, list(products), grid.bbox, active_client(client)
+    )
     n_png = sum(str(w).endswith(".png") for w in written)
     echo(f"[evaluate] report, tables and {n_png} figure(s) written in {time.perf_counter() - t1:.1f} s")
     report = EvaluationReport(run, names, store.url_of(report_dir(run), "evaluation.md"), scores, counts, written, time.perf_counter() - t0)
@@ -366,6 +369,33 @@ def evaluate(
 
 
 # ------------------------------------------------------------------ report
+class _Figures:
+    """The report's figures, drawn as cluster tasks when there is a client (its workers are idle by then), else here.
+
+    :meth:`add` takes ``(function, *args)`` returning PNG bytes; :meth:`write`
+    writes them in the order added and returns ``(name, caption)`` pairs.
+    """
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client
+        self.items: list[tuple[str, Any, str]] = []
+
+    def share(self, frame: pd.DataFrame) -> Any:
+        """``frame`` as an argument of several figures: sent to the cluster once."""
+        return frame if self.client is None else self.client.scatter(frame, hash=False)
+
+    def add(self, name: str, call: tuple[Any, ...], caption: str) -> None:
+        func, *args = call
+        self.items.append((name, func(*args) if self.client is None else self.client.submit(func, *args, pure=False), caption))
+
+    def write(self, store: Store, folder: str) -> list[tuple[str, str]]:
+        futures = [data for _, data, _ in self.items if not isinstance(data, bytes)]
+        done = iter(self.client.gather(futures)) if futures else iter(())
+        for name, data, _ in self.items:
+            store.write_bytes(f"{folder}/{name}", data if isinstance(data, bytes) else next(done))
+        return [(name, caption) for name, _, caption in self.items]
+
+
 def _write_report(
     cfg: Config,
     store: Store,
@@ -380,50 +410,49 @@ def _write_report(
     counts: pd.DataFrame,
     products: Sequence[str],
     bbox: Sequence[float],
+    client: Any = None,
 ) -> list[str]:
     folder = report_dir(run)
     previous = _previous(store, run)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     estimates = [OURS, BASELINE, *products]
-    figures: list[tuple[str, str]] = []
+    drawn = _Figures(client)
+    put = drawn.add
 
-    def put(name: str, data: bytes, caption: str) -> None:
-        store.write_bytes(f"{folder}/{name}", data)
-        figures.append((name, caption))
-
-    put("metric_by_depth.png", fig.metric_by_depth(scores), "ubRMSE, R and bias by depth: ours vs ERA5-Land and extra products")
+    put("metric_by_depth.png", (fig.metric_by_depth, scores), "ubRMSE, R and bias by depth: ours vs ERA5-Land and extra products")
     for exp in names:
         p = pred[pred["experiment"] == exp]
         if p.empty:
             continue
+        shared = drawn.share(p)
         put(
             f"scatter_{exp}.png",
-            fig.station_mean_scatter(p, estimates, f"{exp}: per-station means"),
+            (fig.station_mean_scatter, shared, estimates, f"{exp}: per-station means"),
             f"{exp}: per-station mean estimate vs observation",
         )
         put(
             f"distributions_{exp}.png",
-            fig.distributions(p, estimates, f"{exp}: frequency distributions"),
+            (fig.distributions, shared, estimates, f"{exp}: frequency distributions"),
             f"{exp}: distributions of estimates and observations",
         )
         st = stations[(stations["experiment"] == exp) & (stations["estimate"] == OURS)]
         if not st.empty:
             put(
                 f"map_ubrmse_{exp}.png",
-                fig.station_map(st, "ubrmse", f"{exp}: per-station ubRMSE (ours)", bbox),
+                (fig.station_map, st, "ubrmse", f"{exp}: per-station ubRMSE (ours)", bbox),
                 f"{exp}: map of per-station ubRMSE",
             )
-            put(f"map_r_{exp}.png", fig.station_map(st, "r", f"{exp}: per-station R (ours)", bbox), f"{exp}: map of per-station R")
+            put(f"map_r_{exp}.png", (fig.station_map, st, "r", f"{exp}: per-station R (ours)", bbox), f"{exp}: map of per-station R")
             put(
                 f"map_bias_{exp}.png",
-                fig.station_map(st, "bias", f"{exp}: per-station bias (ours)", bbox),
+                (fig.station_map, st, "bias", f"{exp}: per-station bias (ours)", bbox),
                 f"{exp}: map of per-station bias",
             )
         stz = stations[(stations["experiment"] == exp) & stations["estimate"].isin([OURS, BASELINE])]
         if not stz.empty:
             put(
                 f"violins_{exp}.png",
-                fig.violins_by_zone(stz, "ubrmse", title=f"{exp}: per-station ubRMSE by climate zone"),
+                (partial(fig.violins_by_zone, title=f"{exp}: per-station ubRMSE by climate zone"), stz, "ubrmse"),
                 f"{exp}: ubRMSE by climate zone",
             )
         shallow = int(p["depth_cm"].min())
@@ -435,19 +464,19 @@ def _write_report(
             title = f"{exp}: station cell {int(cell)} ({one['lat'].iloc[0]:.3f} N, {one['lon'].iloc[0]:.3f} E), {shallow} cm"
             put(
                 f"series_{exp}_{i + 1}.png",
-                fig.time_series(one, estimates, prec, title),
+                (fig.time_series, one, estimates, prec, title),
                 f"{exp}: time series at a sample station ({shallow} cm)",
             )
         pe = perm[perm["experiment"] == exp] if len(perm) else perm
         if len(pe):
             put(
                 f"importance_{exp}.png",
-                fig.importance_bars(pe, "family", f"{exp}: permutation importance by feature family"),
+                (fig.importance_bars, pe, "family", f"{exp}: permutation importance by feature family"),
                 f"{exp}: importance by family",
             )
             put(
                 f"importance_features_{exp}.png",
-                fig.importance_bars(pe, "feature", f"{exp}: permutation importance, top features"),
+                (fig.importance_bars, pe, "feature", f"{exp}: permutation importance, top features"),
                 f"{exp}: importance of single features",
             )
 
@@ -465,6 +494,7 @@ def _write_report(
         "bootstrap draws": cfg.evaluation.bootstrap,
         "created": created,
     }
+    figures = drawn.write(store, folder)
     md = render_markdown(
         run=run,
         setup=setup,

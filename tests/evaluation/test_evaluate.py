@@ -163,3 +163,28 @@ def test_permutation_importance_on_the_cluster_equals_the_local_one(eval_store, 
     assert set(here["depth"]) == {10, 100} and len(here) > 2 * len(FEATURE_NAMES)
     pd.testing.assert_frame_equal(here, there)
     pd.testing.assert_frame_equal(own_here, own_there)
+
+
+def test_report_figures_drawn_on_the_cluster_equal_those_drawn_here(eval_store, evaluated: EvaluationReport, tmp_path) -> None:  # noqa: ANN001
+    from distributed import Client, LocalCluster
+
+    from smci_dask.evaluation import figures as fig
+    from smci_dask.io import Store
+    from smci_dask.pipeline.evaluate import _Figures
+
+    pred = read_parquet(eval_store.store, f"reports/{RUN}/predictions.parquet")
+    year = pred[pred["experiment"] == "year"]
+    written = {}
+    for where in ("here", "cluster"):
+        store = Store.from_url(tmp_path / where)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+            drawn = _Figures(client if where == "cluster" else None)
+            shared = drawn.share(year)
+            drawn.add("b.png", (fig.station_mean_scatter, shared, ["smci", "era5land"], "year"), "scatter")
+            drawn.add("a.png", (fig.metric_by_depth, evaluated.scores), "metrics")
+            drawn.add("c.png", (fig.distributions, shared, ["smci", "era5land"], "year"), "distributions")
+            names = drawn.write(store, "figs")
+        assert names == [("b.png", "scatter"), ("a.png", "metrics"), ("c.png", "distributions")]  # the order they were added
+        written[where] = {n: store.read_bytes(f"figs/{n}") for n, _ in names}
+    assert written["here"]["b.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert written["cluster"] == written["here"]
