@@ -22,8 +22,9 @@ demo: $(STAMP)
 	$(BIN)/smci demo --region $(DEMO_REGION) --store $(DEMO_STORE)
 
 # Runs the markers slow, s3, cluster (all but small_world, ~15 min more: make test-small): .ci/run calls exactly this.
+# Two pytest-xdist workers: the tests on the tiny demo in one, first; the other files meanwhile (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -q -m "not small_world"
+	$(BIN)/python -m pytest tests -q -m "not small_world" -n 2 --dist loadgroup --no-loadscope-reorder
 
 # The acceptance run on the synthetic small world (smci demo --region small, every depth in both experiments).
 test-small: $(STAMP)

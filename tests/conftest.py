@@ -71,10 +71,28 @@ class S3Server:
         return {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL_S3": self.endpoint_url}
 
 
+#: Session fixtures too costly to build twice: under ``pytest -n 2 --dist loadgroup`` (``make test``) every test
+#: that uses one runs in one worker, and that group goes first (it is the longest unit of the suite).
+DEMO_FIXTURES = frozenset({"tiny_demo", "tiny_demo_s3"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark S3 tests ``s3``; give each test its xdist group: the demo's, else its file's.
+
+    Grouping by file keeps a module's fixtures built once (as ``--dist
+    loadfile`` would); the demo group is moved to the front of the
+    collection (``--no-loadscope-reorder`` keeps that order), so that the
+    other worker works through the files meanwhile.
+    """
     for item in items:
-        if "s3_server" in getattr(item, "fixturenames", ()):
+        names = set(getattr(item, "fixturenames", ()))
+        if "s3_server" in names:
             item.add_marker(pytest.mark.s3)
+        path = item.nodeid.split("::", 1)[0]
+        group = "demo" if names & DEMO_FIXTURES else path
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda it: 0 if DEMO_FIXTURES & set(getattr(it, "fixturenames", ())) else 1)  # stable: order kept inside
 
 
 def start_moto_process() -> tuple[subprocess.Popen[bytes], str]:
