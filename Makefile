@@ -24,7 +24,7 @@ demo: $(STAMP)
 # Runs the markers slow, s3, cluster (all but small_world, ~15 min more: make test-small): .ci/run calls exactly this.
 # Two pytest-xdist workers: the tests on the tiny demo in one, first; the other files meanwhile (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -q -m "not small_world" -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest tests -q -m "not small_world" -n 2 --dist loadfile --no-loadscope-reorder
 
 # The acceptance run on the synthetic small world (smci demo --region small, every depth in both experiments).
 test-small: $(STAMP)

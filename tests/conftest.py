@@ -71,28 +71,43 @@ class S3Server:
         return {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL_S3": self.endpoint_url}
 
 
-#: Session fixtures too costly to build twice: under ``pytest -n 2 --dist loadgroup`` (``make test``) every test
-#: that uses one runs in one worker, and that group goes first (it is the longest unit of the suite).
-DEMO_FIXTURES = frozenset({"tiny_demo", "tiny_demo_s3"})
+#: Test files that share the session's tiny demo (``tiny_demo``, built once per worker process that needs it).
+DEMO_FILES = ("tests/integration/test_demo.py", "tests/notebooks/test_notebooks.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark S3 tests ``s3``; give each test its xdist group: the demo's, else its file's.
-
-    Grouping by file keeps a module's fixtures built once (as ``--dist
-    loadfile`` would); the demo group is moved to the front of the
-    collection (``--no-loadscope-reorder`` keeps that order), so that the
-    other worker works through the files meanwhile.
-    """
+    """Mark S3 tests ``s3``; put the demo's files first (``make test`` hands them to one worker before the rest)."""
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if "s3_server" in names:
+        if "s3_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.s3)
-        path = item.nodeid.split("::", 1)[0]
-        group = "demo" if names & DEMO_FIXTURES else path
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda it: 0 if DEMO_FIXTURES & set(getattr(it, "fixturenames", ())) else 1)  # stable: order kept inside
+    items.sort(key=lambda it: 0 if _file_of(it.nodeid) in DEMO_FILES else 1)  # stable: the order inside is kept
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N --dist loadfile``: the demo's files are one work unit, every other file one unit.
+
+    A file per unit builds each module's fixtures once (as plain ``loadfile``);
+    the two demo files in one unit build the tiny demo once. With
+    ``--no-loadscope-reorder`` the units go out in collection order, so the
+    demo (the longest unit) starts first and the other worker works through
+    the files meanwhile. (xdist's ``loadgroup`` would do this with marks, but
+    xdist 3.8 tags groups onto ``Item._nodeid``, which pytest 9 no longer
+    reads.)
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class DemoFirst(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = _file_of(nodeid)
+            return "demo" if path in DEMO_FILES else path
+
+    return DemoFirst(config, log)
 
 
 def start_moto_process() -> tuple[subprocess.Popen[bytes], str]:
