@@ -23,6 +23,7 @@ Then every score (:mod:`smci_dask.evaluation.scoring`) and the report
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -369,6 +370,16 @@ def evaluate(
 
 
 # ------------------------------------------------------------------ report
+#: pyplot keeps process-wide state: one figure at a time per process (a worker may run several tasks in threads).
+_PYPLOT_LOCK = threading.Lock()
+
+
+def _draw(func: Callable[..., bytes], *args: Any) -> bytes:
+    """``func(*args)`` (a figure function of :mod:`smci_dask.evaluation.figures`) under this process's pyplot lock."""
+    with _PYPLOT_LOCK:
+        return func(*args)
+
+
 class _Figures:
     """The report's figures, drawn as cluster tasks when there is a client (its workers are idle by then), else here.
 
@@ -386,7 +397,7 @@ class _Figures:
 
     def add(self, name: str, call: tuple[Any, ...], caption: str) -> None:
         func, *args = call
-        self.items.append((name, func(*args) if self.client is None else self.client.submit(func, *args, pure=False), caption))
+        self.items.append((name, func(*args) if self.client is None else self.client.submit(_draw, func, *args, pure=False), caption))
 
     def write(self, store: Store, folder: str) -> list[tuple[str, str]]:
         futures = [data for _, data, _ in self.items if not isinstance(data, bytes)]
